@@ -1,0 +1,143 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// member is one Subscribe call: its handler, policy and workers, taking from
+// its queue (its own, or its durable group's).
+type member struct {
+	q       *queue
+	cfg     SubscribeConfig
+	handler Handler       // the wrapped chain: bus middleware, Use middleware, handler
+	stop    chan struct{} // closed by Unsubscribe: workers leave, retries give up
+	stopped bool          // guarded by q.mu
+	wg      sync.WaitGroup
+	goids   []uint64 // worker goroutine ids, guarded by q.mu
+	once    sync.Once
+}
+
+func (m *member) run(w int) {
+	defer m.q.bus.wg.Done()
+	defer m.wg.Done()
+	q, b := m.q, m.q.bus
+	id := goid()
+	q.mu.Lock()
+	m.goids = append(m.goids, id)
+	q.mu.Unlock()
+	b.workers.Store(id, struct{}{})
+	defer b.workers.Delete(id)
+
+	hc := new(handlerCtx) // reused while the publisher's context stays the same; see deliver
+	for {
+		q.mu.Lock()
+		for !m.stopped && !q.shut && q.ready.len() == 0 {
+			q.work.Wait()
+		}
+		if m.stopped || q.ready.len() == 0 { // stopped, or shut down and drained
+			q.mu.Unlock()
+			return
+		}
+		it, sq := q.take()
+		q.mu.Unlock()
+
+		hc = m.deliver(hc, it)
+
+		q.mu.Lock()
+		q.done(sq)
+		q.mu.Unlock()
+		b.finish(1)
+	}
+}
+
+// deliver handles one event: attempts, backoff, dead letter. hc is the
+// previous attempt's context; it is reused when it would be identical (same
+// publisher context, first attempt), since a context must never change under
+// a handler that kept it.
+func (m *member) deliver(hc *handlerCtx, it item) *handlerCtx {
+	b := m.q.bus
+	for attempt := 1; ; attempt++ {
+		if !(attempt == 1 && hc.attempt == 1 && isBackground(it.ctx) && hc.parent == it.ctx) {
+			hc = &handlerCtx{parent: it.ctx, bus: b, sub: m.q.name, attempt: attempt, max: m.cfg.MaxAttempts}
+		}
+		err := m.call(hc, it.ev)
+		if err == nil {
+			return hc
+		}
+		var perm *permanentError
+		if attempt >= m.cfg.MaxAttempts || errors.As(err, &perm) {
+			b.deadLetter(hc, DeadLetter{Event: it.ev, Subscription: m.q.name, Err: err, Attempts: attempt, Time: time.Now()})
+			return hc
+		}
+		if !m.sleep(backoff(m.cfg.BackoffInitial, m.cfg.BackoffMax, attempt)) {
+			// Unsubscribed, or the bus was closed by force, while waiting to
+			// retry: give up now, but never silently.
+			b.deadLetter(hc, DeadLetter{Event: it.ev, Subscription: m.q.name, Err: err, Attempts: attempt, Time: time.Now()})
+			return hc
+		}
+	}
+}
+
+// call runs the handler chain, turning a panic into a *PanicError.
+func (m *member) call(ctx context.Context, e Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			pe := &PanicError{Value: r, Stack: debug.Stack()}
+			m.q.bus.cfg.Logger.ErrorContext(ctx, "eventbus: handler panicked",
+				"event_id", e.ID, "event_type", e.Type, "subscription", m.q.name,
+				"panic", r, "stack", string(pe.Stack))
+			err = pe
+		}
+	}()
+	return m.handler(ctx, e)
+}
+
+// sleep waits d, reporting false if the member stopped or the bus was closed
+// by force meanwhile.
+func (m *member) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-m.stop:
+		return false
+	case <-m.q.bus.life.Done():
+		return false
+	}
+}
+
+// backoff is the delay before attempt+1: initial doubled per failed attempt,
+// capped at max, with "equal jitter" (half fixed, half random) so that
+// retries of many events do not fall into step.
+func backoff(initial, max time.Duration, attempt int) time.Duration {
+	d := initial
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	if d <= 1 {
+		return d
+	}
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// Permanent marks err as not worth retrying: the event is dead-lettered after
+// this attempt. Decoding failures of typed handlers are permanent.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
