@@ -24,9 +24,9 @@ type MemoryBus struct {
 	// on write under mu, so Publish reads it without locking.
 	routes atomic.Pointer[map[string]*route]
 
-	mu     sync.Mutex         // guards writes of routes, queues, names
-	queues map[string]*queue  // by subscription name: durable groups and plain subscriptions
-	names  map[string]int     // generated-name counters
+	mu     sync.Mutex        // guards writes of routes, queues, names
+	queues map[string]*queue // by subscription name: durable groups and plain subscriptions
+	names  map[string]int    // generated-name counters
 
 	// pending counts what keeps the bus from being idle: events accepted and
 	// not yet handled or dropped, plus Publish calls in progress.
@@ -114,7 +114,7 @@ func (b *MemoryBus) Publish(ctx context.Context, events ...Event) error {
 			r = b.addRoute(e.Type)
 		}
 		r.noteSource(b, e.Source)
-			if err := b.enqueue(ctx, inHandler, r, all, e); err != nil {
+		if err := b.enqueue(ctx, inHandler, r, all, e); err != nil {
 			return err
 		}
 	}
