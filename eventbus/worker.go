@@ -69,12 +69,11 @@ func (m *member) deliver(hc *handlerCtx, it item) *handlerCtx {
 		if err == nil {
 			return hc
 		}
-		var perm *permanentError
-		if attempt >= m.cfg.MaxAttempts || errors.As(err, &perm) {
+		if attempt >= m.cfg.MaxAttempts || IsPermanent(err) {
 			b.deadLetter(hc, DeadLetter{Event: it.ev, Subscription: m.q.name, Err: err, Attempts: attempt, Time: time.Now()})
 			return hc
 		}
-		if !m.sleep(backoff(m.cfg.BackoffInitial, m.cfg.BackoffMax, attempt)) {
+		if !m.sleep(RetryDelay(m.cfg.BackoffInitial, m.cfg.BackoffMax, attempt)) {
 			// Unsubscribed, or the bus was closed by force, while waiting to
 			// retry: give up now, but never silently.
 			b.deadLetter(hc, DeadLetter{Event: it.ev, Subscription: m.q.name, Err: err, Attempts: attempt, Time: time.Now()})
@@ -112,10 +111,11 @@ func (m *member) sleep(d time.Duration) bool {
 	}
 }
 
-// backoff is the delay before attempt+1: initial doubled per failed attempt,
-// capped at max, with "equal jitter" (half fixed, half random) so that
-// retries of many events do not fall into step.
-func backoff(initial, max time.Duration, attempt int) time.Duration {
+// RetryDelay is the delay before attempt+1 after attempt failed: initial
+// doubled per failed attempt, capped at max, with "equal jitter" (half fixed,
+// half random) so that retries of many events do not fall into step.
+// Transports use it to apply a subscription's Backoff.
+func RetryDelay(initial, max time.Duration, attempt int) time.Duration {
 	d := initial
 	for i := 1; i < attempt && d < max; i++ {
 		d *= 2
@@ -135,6 +135,12 @@ func Permanent(err error) error {
 		return nil
 	}
 	return &permanentError{err}
+}
+
+// IsPermanent reports whether err (or an error it wraps) was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
 }
 
 type permanentError struct{ err error }
