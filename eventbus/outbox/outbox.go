@@ -1,0 +1,217 @@
+// Package outbox is a transactional outbox and inbox over database/sql, for
+// SQLite and PostgreSQL.
+//
+// The outbox: a service appends the events its state change causes in the
+// same transaction as the change ([Outbox.Append]); a [Relay] publishes what
+// committed to a bus, in commit order, at least once, and marks it sent. A
+// crash between commit and publish loses nothing: the next relay publishes
+// the rows still unsent.
+//
+// The inbox: a consumer records the id of each event it applies in the same
+// transaction as its effect ([Outbox.MarkProcessed]) and skips events
+// already recorded, so a redelivered event (at-least-once delivery) is
+// applied once.
+//
+// The tables are created by [Migrate]; the store that owns the database may
+// instead run the statements of [Schema] from its own migrations.
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gigbus/gigbus/eventbus"
+)
+
+// Schema returns the statements that create the outbox and inbox tables
+// (idempotent: CREATE ... IF NOT EXISTS).
+func Schema(d Dialect) []string { return d.schema() }
+
+// Migrate creates the outbox and inbox tables in db when missing.
+func Migrate(ctx context.Context, db *sql.DB, d Dialect) error {
+	for _, q := range d.schema() {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("outbox: migrate: %w", err)
+		}
+	}
+	return nil
+}
+
+// Querier is what Processed reads through: a *sql.DB, *sql.Conn or *sql.Tx.
+type Querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Outbox writes and reads the outbox and inbox tables of one database with
+// prepared statements. It is safe for concurrent use.
+type Outbox struct {
+	d      Dialect
+	w, r   *sql.DB
+	source string
+	now    func() time.Time
+
+	insert, inbox, processed, batch *sql.Stmt
+}
+
+// Option configures an Outbox.
+type Option func(*Outbox)
+
+// WithReader sets a separate pool for reads (the relay's batch query and
+// Processed), e.g. SQLite's read-only connections beside its one writer.
+func WithReader(db *sql.DB) Option { return func(o *Outbox) { o.r = db } }
+
+// WithSource sets the Source filled into appended events that have none
+// (default "gigbus").
+func WithSource(s string) Option { return func(o *Outbox) { o.source = s } }
+
+// WithClock injects the clock (default time.Now).
+func WithClock(now func() time.Time) Option { return func(o *Outbox) { o.now = now } }
+
+// New prepares the outbox's statements on db, the database whose
+// transactions Append and MarkProcessed take. The tables must exist (Migrate).
+func New(ctx context.Context, d Dialect, db *sql.DB, opts ...Option) (*Outbox, error) {
+	o := &Outbox{d: d, w: db, r: db, source: "gigbus", now: time.Now}
+	for _, opt := range opts {
+		opt(o)
+	}
+	for _, p := range []struct {
+		db *sql.DB
+		s  **sql.Stmt
+		q  string
+	}{
+		{o.w, &o.insert, `INSERT INTO outbox (id, type, source, subject, time_ns, data, meta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+		{o.w, &o.inbox, `INSERT INTO inbox (subscription, event_id, processed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`},
+		{o.r, &o.processed, `SELECT 1 FROM inbox WHERE subscription = ? AND event_id = ?`},
+		{o.r, &o.batch, `SELECT seq, id, type, source, subject, time_ns, data, meta FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?`},
+	} {
+		s, err := p.db.PrepareContext(ctx, d.rebind(p.q))
+		if err != nil {
+			o.Close()
+			return nil, fmt.Errorf("outbox: prepare: %w", err)
+		}
+		*p.s = s
+	}
+	return o, nil
+}
+
+// Close releases the prepared statements. It does not close the databases.
+func (o *Outbox) Close() error {
+	var errs []error
+	for _, s := range []*sql.Stmt{o.insert, o.inbox, o.processed, o.batch} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Append validates events (eventbus.Validate), fills their empty ID, Time
+// and Source (eventbus.Fill), and inserts them in tx, which must come from
+// the database given to New. They are published once tx commits. Data is
+// stored as JSON: []byte and json.RawMessage as they are (they must be
+// JSON), anything else through json.Marshal.
+func (o *Outbox) Append(ctx context.Context, tx *sql.Tx, events ...eventbus.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	now := o.now()
+	rows := make([][]any, len(events))
+	for i, e := range events {
+		if err := eventbus.Validate(e); err != nil {
+			return fmt.Errorf("outbox: append: %w", err)
+		}
+		eventbus.Fill(&e, o.source, now)
+		data, err := marshalData(e.Data)
+		if err != nil {
+			return fmt.Errorf("outbox: append %s: %w", e.Type, err)
+		}
+		var meta any
+		if len(e.Meta) > 0 {
+			b, err := json.Marshal(e.Meta)
+			if err != nil {
+				return fmt.Errorf("outbox: append %s: meta: %w", e.Type, err)
+			}
+			meta = string(b)
+		}
+		rows[i] = []any{e.ID, e.Type, e.Source, e.Subject, e.Time.UnixNano(), data, meta, now.UnixNano()}
+	}
+	stmt := tx.StmtContext(ctx, o.insert)
+	defer stmt.Close()
+	for _, args := range rows {
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("outbox: append: %w", err)
+		}
+	}
+	return nil
+}
+
+func marshalData(v any) (any, error) {
+	switch d := v.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		if !json.Valid(d) {
+			return nil, fmt.Errorf("%w: data is not valid JSON", eventbus.ErrInvalidEvent)
+		}
+		return []byte(d), nil
+	case []byte:
+		if !json.Valid(d) {
+			return nil, fmt.Errorf("%w: data is not valid JSON", eventbus.ErrInvalidEvent)
+		}
+		return d, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: data: %v", eventbus.ErrInvalidEvent, err)
+	}
+	return b, nil
+}
+
+// MarkProcessed records in tx that subscription applied eventID. first is
+// false when it was recorded before: the caller must skip the event (and
+// may commit tx). tx must come from the database given to New.
+func (o *Outbox) MarkProcessed(ctx context.Context, tx *sql.Tx, subscription, eventID string) (first bool, err error) {
+	stmt := tx.StmtContext(ctx, o.inbox)
+	defer stmt.Close()
+	res, err := stmt.ExecContext(ctx, subscription, eventID, o.now().UnixNano())
+	if err != nil {
+		return false, fmt.Errorf("outbox: mark processed: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("outbox: mark processed: %w", err)
+	}
+	return n == 1, nil
+}
+
+// Processed reports whether subscription recorded eventID, reading through
+// the reader pool (or q, when not nil, e.g. a transaction).
+func (o *Outbox) Processed(ctx context.Context, q Querier, subscription, eventID string) (bool, error) {
+	var row *sql.Row
+	if q == nil {
+		row = o.processed.QueryRowContext(ctx, subscription, eventID)
+	} else {
+		row = q.QueryRowContext(ctx, o.d.rebind(`SELECT 1 FROM inbox WHERE subscription = ? AND event_id = ?`), subscription, eventID)
+	}
+	var one int
+	switch err := row.Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("outbox: processed: %w", err)
+	}
+	return true, nil
+}
+
+// Pending returns how many committed events are not published yet.
+func (o *Outbox) Pending(ctx context.Context) (int, error) {
+	var n int
+	if err := o.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE published_at IS NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("outbox: pending: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,340 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gigbus/gigbus/eventbus"
+)
+
+// ErrRelayClosed is returned by Flush after the relay stopped.
+var ErrRelayClosed = errors.New("outbox: relay closed")
+
+// Publisher is where a relay publishes: any eventbus.Bus.
+type Publisher interface {
+	Publish(ctx context.Context, events ...eventbus.Event) error
+}
+
+// Relay defaults.
+const (
+	DefaultBatchSize      = 256
+	DefaultPollInterval   = time.Second
+	DefaultRetention      = 24 * time.Hour
+	DefaultInboxRetention = 7 * 24 * time.Hour
+	DefaultPruneInterval  = 10 * time.Minute
+)
+
+// RelayOption configures a relay.
+type RelayOption func(*relayConfig)
+
+type relayConfig struct {
+	batch          int
+	poll           time.Duration
+	retention      time.Duration
+	inboxRetention time.Duration
+	pruneEvery     time.Duration
+	logger         *slog.Logger
+}
+
+// BatchSize sets how many events the relay publishes per Publish call and
+// marks sent per UPDATE (default DefaultBatchSize).
+func BatchSize(n int) RelayOption { return func(c *relayConfig) { c.batch = max(n, 1) } }
+
+// PollInterval sets how often the relay looks for unsent events without
+// being notified (default DefaultPollInterval): after a crash, or for
+// commits made by another process.
+func PollInterval(d time.Duration) RelayOption { return func(c *relayConfig) { c.poll = d } }
+
+// Retention sets how long sent events stay in the outbox (default
+// DefaultRetention) and how long inbox records are kept (default
+// DefaultInboxRetention; it must exceed the longest redelivery delay).
+func Retention(outbox, inbox time.Duration) RelayOption {
+	return func(c *relayConfig) { c.retention, c.inboxRetention = outbox, inbox }
+}
+
+// PruneInterval sets how often the relay prunes (default DefaultPruneInterval).
+func PruneInterval(d time.Duration) RelayOption { return func(c *relayConfig) { c.pruneEvery = d } }
+
+// RelayLogger sets the relay's logger (default slog.Default()).
+func RelayLogger(l *slog.Logger) RelayOption { return func(c *relayConfig) { c.logger = l } }
+
+// Relay publishes committed outbox rows to a bus in commit order, in
+// batches, at least once: a row is marked sent only after Publish accepted
+// it, so a crash in between publishes it again (consumers dedupe with the
+// inbox). It wakes on Notify, and polls as a fallback. Run one relay per
+// database. Its methods are safe for concurrent use.
+type Relay struct {
+	o         *Outbox
+	bus       Publisher
+	cfg       relayConfig
+	wake      chan struct{}
+	flush     chan chan error
+	stop      chan struct{}
+	stopOnce  sync.Once
+	done      chan struct{}
+	cancel    context.CancelFunc
+	published atomic.Uint64
+	mark      *sql.Stmt // serial dialects: mark a seq range sent
+}
+
+// StartRelay starts a relay publishing o's outbox to bus. Close it to stop.
+func (o *Outbox) StartRelay(bus Publisher, opts ...RelayOption) (*Relay, error) {
+	cfg := relayConfig{
+		batch: DefaultBatchSize, poll: DefaultPollInterval,
+		retention: DefaultRetention, inboxRetention: DefaultInboxRetention,
+		pruneEvery: DefaultPruneInterval, logger: slog.Default(),
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Relay{
+		o: o, bus: bus, cfg: cfg,
+		wake:  make(chan struct{}, 1),
+		flush: make(chan chan error),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	if o.d.serial {
+		s, err := o.w.Prepare(o.d.rebind(`UPDATE outbox SET published_at = ? WHERE seq BETWEEN ? AND ? AND published_at IS NULL`))
+		if err != nil {
+			return nil, fmt.Errorf("outbox: prepare: %w", err)
+		}
+		r.mark = s
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go r.run(ctx)
+	return r, nil
+}
+
+// Notify tells the relay something was committed. It never blocks.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Published returns how many events the relay has published.
+func (r *Relay) Published() uint64 { return r.published.Load() }
+
+// Flush returns once every event committed before the call has been
+// published, with the count Published returns then. It returns the error
+// that stopped publishing, ctx's error, or ErrRelayClosed.
+func (r *Relay) Flush(ctx context.Context) (uint64, error) {
+	ch := make(chan error, 1)
+	select {
+	case r.flush <- ch:
+	case <-ctx.Done():
+		return r.Published(), ctx.Err()
+	case <-r.done:
+		return r.Published(), ErrRelayClosed
+	}
+	select {
+	case err := <-ch:
+		return r.Published(), err
+	case <-ctx.Done():
+		return r.Published(), ctx.Err()
+	}
+}
+
+// Close publishes what is committed, then stops the relay. If ctx ends
+// first, the relay stops at once (what it did not mark sent is published by
+// the next relay) and Close returns ctx's error. Calling it again returns
+// when the relay stopped.
+func (r *Relay) Close(ctx context.Context) error {
+	r.stopOnce.Do(func() { close(r.stop) })
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		r.cancel()
+		<-r.done
+		return ctx.Err()
+	}
+}
+
+func (r *Relay) run(ctx context.Context) {
+	defer close(r.done)
+	defer r.cancel()
+	if r.mark != nil {
+		defer r.mark.Close()
+	}
+	poll := time.NewTicker(r.cfg.poll)
+	defer poll.Stop()
+	nextPrune := time.Now()
+	var flushes []chan error
+	reply := func(err error) {
+		for _, f := range flushes {
+			f <- err
+		}
+		flushes = flushes[:0]
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			reply(ErrRelayClosed)
+			return
+		case <-r.stop:
+			reply(r.drain(ctx))
+			return
+		case <-r.wake:
+		case <-poll.C:
+		case f := <-r.flush:
+			flushes = append(flushes, f)
+		}
+		err := r.drain(ctx)
+		reply(err)
+		if err != nil && ctx.Err() == nil {
+			r.cfg.logger.Error("outbox: relay: publish failed; retrying", "err", err)
+			// Back off instead of spinning on a failing bus or database.
+			t := time.NewTimer(min(r.cfg.poll, 200*time.Millisecond))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			case <-r.stop: // the loop's stop case does the final pass
+			}
+			t.Stop()
+			if ctx.Err() != nil {
+				continue
+			}
+		}
+		if now := time.Now(); r.cfg.pruneEvery > 0 && !now.Before(nextPrune) {
+			nextPrune = now.Add(r.cfg.pruneEvery)
+			o, i, err := r.o.Prune(ctx, r.o.now().Add(-r.cfg.retention), r.o.now().Add(-r.cfg.inboxRetention))
+			if err != nil {
+				r.cfg.logger.Error("outbox: relay: prune failed", "err", err)
+			} else if o+i > 0 {
+				r.cfg.logger.Debug("outbox: relay: pruned", "outbox", o, "inbox", i)
+			}
+		}
+	}
+}
+
+// drain publishes batches until no committed row is left unsent.
+func (r *Relay) drain(ctx context.Context) error {
+	for {
+		n, err := r.publishBatch(ctx)
+		if err != nil || n < r.cfg.batch {
+			return err
+		}
+	}
+}
+
+func (r *Relay) publishBatch(ctx context.Context) (int, error) {
+	events, seqs, err := r.o.unsent(ctx, r.cfg.batch)
+	if err != nil || len(events) == 0 {
+		return 0, err
+	}
+	if err := r.bus.Publish(ctx, events...); err != nil {
+		return 0, fmt.Errorf("outbox: relay: publish: %w", err)
+	}
+	if err := r.markSent(ctx, seqs); err != nil {
+		return 0, err
+	}
+	r.published.Add(uint64(len(events)))
+	return len(events), nil
+}
+
+// markSent marks a batch sent with one UPDATE.
+func (r *Relay) markSent(ctx context.Context, seqs []int64) error {
+	now := r.o.now().UnixNano()
+	var err error
+	if r.mark != nil {
+		// Rows commit in seq order, so every unsent row in the range is in the batch.
+		_, err = r.mark.ExecContext(ctx, now, seqs[0], seqs[len(seqs)-1])
+	} else {
+		args := make([]any, 0, len(seqs)+1)
+		args = append(args, now)
+		for _, s := range seqs {
+			args = append(args, s)
+		}
+		q := `UPDATE outbox SET published_at = ? WHERE seq IN (?` + strings.Repeat(", ?", len(seqs)-1) + `)`
+		_, err = r.o.w.ExecContext(ctx, r.o.d.rebind(q), args...)
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: relay: mark sent: %w", err)
+	}
+	return nil
+}
+
+// unsent reads up to n unsent rows in seq order.
+func (o *Outbox) unsent(ctx context.Context, n int) ([]eventbus.Event, []int64, error) {
+	rows, err := o.batch.QueryContext(ctx, n)
+	if err != nil {
+		return nil, nil, fmt.Errorf("outbox: read unsent: %w", err)
+	}
+	defer rows.Close()
+	var (
+		events []eventbus.Event
+		seqs   []int64
+	)
+	for rows.Next() {
+		var (
+			e      eventbus.Event
+			seq    int64
+			timeNS int64
+			data   []byte
+			meta   sql.NullString
+		)
+		if err := rows.Scan(&seq, &e.ID, &e.Type, &e.Source, &e.Subject, &timeNS, &data, &meta); err != nil {
+			return nil, nil, fmt.Errorf("outbox: read unsent: %w", err)
+		}
+		e.Time = time.Unix(0, timeNS).UTC()
+		if data != nil {
+			e.Data = json.RawMessage(data)
+		}
+		if meta.Valid && meta.String != "" {
+			if err := json.Unmarshal([]byte(meta.String), &e.Meta); err != nil {
+				return nil, nil, fmt.Errorf("outbox: read unsent %s: meta: %w", e.ID, err)
+			}
+		}
+		events = append(events, e)
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("outbox: read unsent: %w", err)
+	}
+	return events, seqs, nil
+}
+
+// Prune deletes sent outbox rows published before outboxBefore and inbox
+// records processed before inboxBefore, in small batches so it never holds
+// the writer for long. It returns how many rows of each it deleted.
+func (o *Outbox) Prune(ctx context.Context, outboxBefore, inboxBefore time.Time) (outbox, inbox int64, err error) {
+	const chunk = 1000
+	del := func(q string, before time.Time) (int64, error) {
+		var total int64
+		for {
+			res, err := o.w.ExecContext(ctx, o.d.rebind(q), before.UnixNano(), chunk)
+			if err != nil {
+				return total, fmt.Errorf("outbox: prune: %w", err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return total, fmt.Errorf("outbox: prune: %w", err)
+			}
+			total += n
+			if n < chunk {
+				return total, nil
+			}
+		}
+	}
+	outbox, err = del(`DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NOT NULL AND published_at < ? LIMIT ?)`, outboxBefore)
+	if err != nil {
+		return outbox, 0, err
+	}
+	inbox, err = del(`DELETE FROM inbox WHERE (subscription, event_id) IN (SELECT subscription, event_id FROM inbox WHERE processed_at < ? LIMIT ?)`, inboxBefore)
+	return outbox, inbox, err
+}
