@@ -1,0 +1,105 @@
+package ticketing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gigbus/gigbus/eventbus"
+)
+
+// Config is what Start wires together.
+type Config struct {
+	Store  Store        // required
+	Bus    eventbus.Bus // required; the System never closes it
+	Sender Sender       // notifications; nil discards (ticketing/notify.Log logs them)
+	Logger *slog.Logger // nil: slog.Default()
+	Now    func() time.Time
+}
+
+// System is the three services wired on one store and bus, with the store's
+// relay running. Its fields are for use, not for replacing.
+type System struct {
+	Concerts      *ConcertService
+	Tickets       *TicketService
+	Notifications *NotificationService
+	Store         Store
+	Bus           eventbus.Bus
+	Relay         Relay
+}
+
+// Start builds the services, subscribes their handlers to cfg.Bus and starts
+// the store's relay (which also publishes what a previous run left in the
+// outbox). Close it before closing the bus.
+func Start(cfg Config) (*System, error) {
+	if cfg.Store == nil || cfg.Bus == nil {
+		return nil, errors.New("ticketing: Start needs a Store and a Bus")
+	}
+	opts := []Option{WithLogger(cfg.Logger)}
+	if cfg.Logger == nil {
+		opts[0] = WithLogger(slog.Default())
+	}
+	if cfg.Now != nil {
+		opts = append(opts, WithNow(cfg.Now))
+	}
+	s := &System{
+		Concerts:      NewConcertService(cfg.Store, opts...),
+		Tickets:       NewTicketService(cfg.Store, opts...),
+		Notifications: NewNotificationService(cfg.Store, cfg.Sender, opts...),
+		Store:         cfg.Store,
+		Bus:           cfg.Bus,
+	}
+	for _, r := range []interface{ Register(eventbus.Bus) error }{s.Concerts, s.Tickets, s.Notifications} {
+		if err := r.Register(cfg.Bus); err != nil {
+			s.unregister()
+			return nil, err
+		}
+	}
+	relay, err := cfg.Store.StartRelay(cfg.Bus)
+	if err != nil {
+		s.unregister()
+		return nil, fmt.Errorf("ticketing: start relay: %w", err)
+	}
+	s.Relay = relay
+	return s, nil
+}
+
+// Settle waits until the system is quiet: every committed event published
+// and handled, including the events those handlers committed in turn. It is
+// for tests, the demo and shutdown; while requests keep coming it may only
+// return with ctx's error.
+func (s *System) Settle(ctx context.Context) error {
+	var last uint64
+	for i := 0; ; i++ {
+		if err := s.Bus.Flush(ctx); err != nil {
+			return err
+		}
+		n, err := s.Relay.Flush(ctx)
+		if err != nil {
+			return err
+		}
+		// Nothing was published since the previous round's relay flush, and
+		// the bus was idle after it: quiet.
+		if i > 0 && n == last {
+			return nil
+		}
+		last = n
+	}
+}
+
+// Close settles the system (bounded by ctx), stops the relay and
+// unsubscribes the handlers. Call it after the HTTP server stopped and
+// before the bus's Close. Events committed but not yet published stay in the
+// outbox for the next start.
+func (s *System) Close(ctx context.Context) error {
+	errSettle := s.Settle(ctx)
+	errRelay := s.Relay.Close(ctx)
+	errUnsub := s.unregister()
+	return errors.Join(errSettle, errRelay, errUnsub)
+}
+
+func (s *System) unregister() error {
+	return errors.Join(s.Concerts.Unregister(), s.Tickets.Unregister(), s.Notifications.Unregister())
+}
