@@ -96,8 +96,13 @@ func (b *MemoryBus) Publish(ctx context.Context, events ...Event) error {
 	// its events are queued.
 	b.pending.Add(1)
 	defer b.finish(1)
-	if b.closed.Load() && !inHandler && !b.isWorker() {
-		return ErrClosed
+	if !inHandler {
+		if b.closed.Load() && !b.isWorker() {
+			return ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
 
 	now := b.cfg.Now()
@@ -106,8 +111,8 @@ func (b *MemoryBus) Publish(ctx context.Context, events ...Event) error {
 	for i := range events {
 		e := events[i]
 		Fill(&e, b.cfg.Source, now)
-		for _, h := range b.cfg.PublishHooks {
-			h(ctx, &e)
+		if len(b.cfg.PublishHooks) > 0 {
+			e = b.runHooks(ctx, e)
 		}
 		r := routes[e.Type]
 		if r == nil {
@@ -119,6 +124,17 @@ func (b *MemoryBus) Publish(ctx context.Context, events ...Event) error {
 		}
 	}
 	return nil
+}
+
+// runHooks lets the publish hooks see e. It works on a copy on the heap, so
+// that the common case without hooks keeps e on the stack.
+func (b *MemoryBus) runHooks(ctx context.Context, e Event) Event {
+	p := new(Event)
+	*p = e
+	for _, h := range b.cfg.PublishHooks {
+		h(ctx, p)
+	}
+	return *p
 }
 
 // enqueue queues e at every queue of r and of all ("*"). Outside handlers it
@@ -268,6 +284,7 @@ func (b *MemoryBus) Subscribe(eventType string, h Handler, opts ...SubscribeOpti
 	m := &member{q: q, cfg: cfg, handler: chain, stop: make(chan struct{})}
 	q.mu.Lock()
 	q.members = append(q.members, m)
+	q.workers += cfg.Concurrency
 	q.mu.Unlock()
 	m.wg.Add(cfg.Concurrency)
 	b.wg.Add(cfg.Concurrency)
@@ -336,6 +353,8 @@ func (s *subscription) Unsubscribe() error {
 		me := goid()
 		q.mu.Lock()
 		m.stopped = true
+		m.stopping.Store(true)
+		q.workers -= m.cfg.Concurrency
 		for _, id := range m.goids {
 			self = self || id == me
 		}

@@ -33,6 +33,7 @@ type queue struct {
 	queued   atomic.Int64    // events waiting (not yet taken); read without mu by publishers
 	room     chan struct{}   // closed when an event is taken, if publishers wait for room
 	members  []*member
+	workers  int  // workers of members not stopped
 	shut     bool // no more work: the bus shut down or the last member left
 }
 

@@ -20,6 +20,16 @@ func (r *ring[T]) push(v T) {
 	r.n++
 }
 
+// pushFront puts v before every other element.
+func (r *ring[T]) pushFront(v T) {
+	if r.n == len(r.buf) {
+		r.grow()
+	}
+	r.head = (r.head - 1) & (len(r.buf) - 1)
+	r.buf[r.head] = v
+	r.n++
+}
+
 // pop removes and returns the oldest element; the ring must not be empty.
 func (r *ring[T]) pop() T {
 	var zero T

@@ -6,20 +6,22 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // member is one Subscribe call: its handler, policy and workers, taking from
 // its queue (its own, or its durable group's).
 type member struct {
-	q       *queue
-	cfg     SubscribeConfig
-	handler Handler       // the wrapped chain: bus middleware, Use middleware, handler
-	stop    chan struct{} // closed by Unsubscribe: workers leave, retries give up
-	stopped bool          // guarded by q.mu
-	wg      sync.WaitGroup
-	goids   []uint64 // worker goroutine ids, guarded by q.mu
-	once    sync.Once
+	q        *queue
+	cfg      SubscribeConfig
+	handler  Handler       // the wrapped chain: bus middleware, Use middleware, handler
+	stop     chan struct{} // closed by Unsubscribe: workers leave, retries give up
+	stopped  bool          // guarded by q.mu
+	stopping atomic.Bool   // stopped, readable without q.mu
+	wg       sync.WaitGroup
+	goids    []uint64 // worker goroutine ids, guarded by q.mu
+	once     sync.Once
 }
 
 func (m *member) run(w int) {
@@ -34,6 +36,7 @@ func (m *member) run(w int) {
 	defer b.workers.Delete(id)
 
 	hc := new(handlerCtx) // reused while the publisher's context stays the same; see deliver
+	var batch []taken
 	for {
 		q.mu.Lock()
 		for !m.stopped && !q.shut && q.ready.len() == 0 {
@@ -43,16 +46,74 @@ func (m *member) run(w int) {
 			q.mu.Unlock()
 			return
 		}
-		it, sq := q.take()
+		// Take a batch, so that a busy queue costs one lock round trip per
+		// batch rather than per event; with several workers, take only a
+		// fair share so that the others are not left idle.
+		workers := max(q.workers, 1)
+		n := min(maxBatch, (q.ready.len()+workers-1)/workers)
+		batch = batch[:0]
+		for range n {
+			it, sq := q.take()
+			batch = append(batch, taken{it, sq})
+		}
 		q.mu.Unlock()
 
-		hc = m.deliver(hc, it)
-
-		q.mu.Lock()
-		q.done(sq)
-		q.mu.Unlock()
-		b.finish(1)
+		for i := range batch {
+			if m.stopping.Load() || b.life.Err() != nil {
+				b.finish(int64(i))
+				m.giveBack(batch[i:])
+				clear(batch)
+				return
+			}
+			t := &batch[i]
+			hc = m.deliver(hc, t.it)
+			if t.sq != nil {
+				q.mu.Lock()
+				q.done(t.sq)
+				q.mu.Unlock()
+			}
+		}
+		b.finish(int64(len(batch)))
+		clear(batch) // drop references to payloads
 	}
+}
+
+// maxBatch bounds how many events a worker takes at once.
+const maxBatch = 32
+
+type taken struct {
+	it item
+	sq *subjectQueue
+}
+
+// giveBack returns events a worker took but did not start, in order, to the
+// front of the queue for the group's other members; if the queue is shut down
+// or the bus was closed by force, they are dropped.
+func (m *member) giveBack(rest []taken) {
+	q, b := m.q, m.q.bus
+	q.mu.Lock()
+	if q.shut || b.life.Err() != nil {
+		for _, t := range rest {
+			if t.sq != nil {
+				q.done(t.sq)
+			}
+		}
+		q.mu.Unlock()
+		b.finish(int64(len(rest)))
+		return
+	}
+	for i := len(rest) - 1; i >= 0; i-- {
+		t := rest[i]
+		if t.sq != nil {
+			t.sq.items.pushFront(t.it)
+			q.done(t.sq) // puts the subject back in the ready ring
+		} else {
+			q.ready.pushFront(entry{it: t.it})
+		}
+		q.queued.Add(1)
+	}
+	q.work.Broadcast()
+	q.mu.Unlock()
 }
 
 // deliver handles one event: attempts, backoff, dead letter. hc is the
