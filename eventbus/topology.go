@@ -88,12 +88,14 @@ func (t Topology) Mermaid() string {
 	var sb strings.Builder
 	sb.WriteString("graph TD\n")
 	ids := map[string]string{}
+	counts := map[string]int{}
 	id := func(kind, name string) string {
 		k := kind + "\x00" + name
 		if v, ok := ids[k]; ok {
 			return v
 		}
-		v := fmt.Sprintf("%s%d", kind, len(ids))
+		v := fmt.Sprintf("%s%d", kind, counts[kind])
+		counts[kind]++
 		ids[k] = v
 		return v
 	}
