@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -39,7 +40,15 @@ func (m *member) run(w int) {
 	var batch []taken
 	for {
 		q.mu.Lock()
-		for !m.stopped && !q.shut && q.ready.len() == 0 {
+		for spins := 0; !m.stopped && !q.shut && q.ready.len() == 0; spins++ {
+			if spins < maxSpins {
+				// Parking a goroutine and waking it again costs more than
+				// a few yields when events arrive back to back.
+				q.mu.Unlock()
+				runtime.Gosched()
+				q.mu.Lock()
+				continue
+			}
 			q.work.Wait()
 		}
 		if m.stopped || q.ready.len() == 0 { // stopped, or shut down and drained
@@ -77,6 +86,9 @@ func (m *member) run(w int) {
 		clear(batch) // drop references to payloads
 	}
 }
+
+// maxSpins is how often an idle worker yields before it parks.
+const maxSpins = 3
 
 // maxBatch bounds how many events a worker takes at once.
 const maxBatch = 32
