@@ -23,7 +23,7 @@ type asset struct {
 }
 
 // assetServer serves the embedded assets. URLs carry the content's version
-// (/assets/app.js?v=...), so a versioned URL is cached for a year and a new
+// (/static/concerts.js?v=...), so a versioned URL is cached for a year and a new
 // build is fetched at once; an unversioned one is revalidated by ETag.
 type assetServer struct {
 	files map[string]asset
@@ -59,7 +59,7 @@ func (s *assetServer) url(name string) string {
 	if !ok {
 		panic("web: no asset " + name) // a template bug, caught by the tests
 	}
-	return "/assets/" + name + "?v=" + a.version
+	return "/static/" + name + "?v=" + a.version
 }
 
 func (s *assetServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {

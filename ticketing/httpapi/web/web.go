@@ -9,12 +9,13 @@
 // library that draws the topology, are embedded: no CDN, no build step, the
 // page works offline.
 //
-// Routes served by the Handler (mount it at "/" next to the API):
+// Routes served by the Handler; mount it for all four (or for every GET
+// outside /api/):
 //
 //	GET /                the concerts page
 //	GET /tickets/{id}    a ticket's page
 //	GET /topology        the bus topology as JSON {"mermaid": "graph TD ..."}
-//	GET /assets/...      the embedded scripts, style sheet and Mermaid
+//	GET /static/{name}   the embedded scripts, style sheet and Mermaid
 //
 // Anything else answers 404 (405 for a wrong method) as problem+json.
 package web
@@ -72,7 +73,7 @@ func New(cfg Config) *Handler {
 	h.mux.Handle("/{$}", readOnly(http.HandlerFunc(h.serveIndex)))
 	h.mux.Handle("/tickets/{id}", readOnly(http.HandlerFunc(h.serveTicket)))
 	h.mux.Handle("/topology", readOnly(http.HandlerFunc(h.serveTopology)))
-	h.mux.Handle("/assets/{name}", readOnly(h.assets))
+	h.mux.Handle("/static/{name}", readOnly(h.assets))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "no such page: "+r.URL.Path)
 	})

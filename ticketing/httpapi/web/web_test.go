@@ -236,7 +236,7 @@ func TestNotFoundAndMethods(t *testing.T) {
 		want         int
 	}{
 		{http.MethodGet, "/nope", http.StatusNotFound},
-		{http.MethodGet, "/assets/nope.js", http.StatusNotFound},
+		{http.MethodGet, "/static/nope.js", http.StatusNotFound},
 		{http.MethodPost, "/", http.StatusMethodNotAllowed},
 		{http.MethodDelete, "/tickets/x", http.StatusMethodNotAllowed},
 	}
@@ -266,7 +266,7 @@ func TestAssets(t *testing.T) {
 	s := newSystem(t)
 	_, page := s.get(t, "/")
 	for _, name := range []string{"style.css", "common.js", "concerts.js", "mermaid.min.js", "favicon.svg"} {
-		m := regexp.MustCompile(`/assets/` + regexp.QuoteMeta(name) + `\?v=[0-9a-f]+`).FindString(page)
+		m := regexp.MustCompile(`/static/` + regexp.QuoteMeta(name) + `\?v=[0-9a-f]+`).FindString(page)
 		if m == "" {
 			t.Errorf("page does not link %s with a version", name)
 			continue
@@ -279,10 +279,10 @@ func TestAssets(t *testing.T) {
 		if cc := res.Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") {
 			t.Errorf("%s: Cache-Control %q, want immutable for a versioned URL", name, cc)
 		}
-		res, _ = s.get(t, "/assets/"+name, "If-None-Match", res.Header.Get("ETag"))
+		res, _ = s.get(t, "/static/"+name, "If-None-Match", res.Header.Get("ETag"))
 		wantStatus(t, res, http.StatusNotModified)
 	}
-	res, _ := s.get(t, "/assets/concerts.js")
+	res, _ := s.get(t, "/static/concerts.js")
 	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/javascript") {
 		t.Errorf("concerts.js: Content-Type %q, want text/javascript", ct)
 	}

@@ -1,0 +1,265 @@
+// Command ticketd is the concert-ticketing service of gigbus.
+//
+//	ticketd [serve] [-addr :8080] [-db ./data/ticketd.db] [-nats nats://...]
+//	ticketd demo
+//	ticketd load -url http://127.0.0.1:8080 -buyers 64 -requests 20000 -seats 20000
+//
+// The admin token is read from TICKETD_ADMIN_TOKEN; when unset, serve
+// generates one and prints it once.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/gigbus/gigbus/eventbus"
+	"github.com/gigbus/gigbus/eventbus/metrics"
+	"github.com/gigbus/gigbus/ticketing"
+	"github.com/gigbus/gigbus/ticketing/httpapi"
+	"github.com/gigbus/gigbus/ticketing/notify"
+	"github.com/gigbus/gigbus/ticketing/sqlite"
+)
+
+// shutdownBudget bounds the whole graceful shutdown: streams, HTTP, relay, bus.
+const shutdownBudget = 9 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "ticketd:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run is the whole program: main only adds the process (signals, exit
+// code), so tests run exactly this.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, getenv, stdout, stderr)
+	case "demo":
+		return demo(ctx, args, stdout, stderr)
+	case "load":
+		return load(ctx, args, getenv, stdout, stderr)
+	default:
+		return fmt.Errorf("unknown command %q (want serve, demo or load)", cmd)
+	}
+}
+
+// serve runs the HTTP server until ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ticketd serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", ":8080", "listen address")
+	dbPath := fs.String("db", sqlite.DefaultPath, "SQLite file path (or a postgres:// URL)")
+	natsURL := fs.String("nats", "", "NATS server URL for JetStream (empty: in-memory bus)")
+	purchaseWait := fs.Duration("purchase-wait", httpapi.DefaultPurchaseWait, "how long a purchase waits for its outcome before answering 202")
+	heartbeat := fs.Duration("sse-heartbeat", httpapi.DefaultHeartbeat, "interval of the event stream's heartbeat comments")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	token := getenv("TICKETD_ADMIN_TOKEN")
+	if token == "" {
+		token = newToken()
+		fmt.Fprintf(stdout, "ticketd: TICKETD_ADMIN_TOKEN is unset; admin token for this run: %s\n", token)
+	}
+
+	store, err := openStore(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	busMetrics, err := metrics.New(reg)
+	if err != nil {
+		return err
+	}
+	bus, err := openBus(ctx, *natsURL, logger, busMetrics)
+	if err != nil {
+		return err
+	}
+	// The bus closes last, after the relay stopped publishing into it. This
+	// deferred Close only matters on an early error return.
+	busClosed := false
+	defer func() {
+		if !busClosed {
+			bus.Close(context.Background())
+		}
+	}()
+
+	sys, err := ticketing.Start(ticketing.Config{Store: store, Bus: bus, Sender: notify.Log(logger), Logger: logger})
+	if err != nil {
+		return err
+	}
+	api, err := httpapi.New(httpapi.Config{
+		Concerts:     sys.Concerts,
+		Tickets:      sys.Tickets,
+		Idempotency:  store,
+		Bus:          bus,
+		AdminToken:   token,
+		PurchaseWait: *purchaseWait,
+		Heartbeat:    *heartbeat,
+		Registry:     reg,
+		Page:         page(sys),
+		Logger:       logger,
+	})
+	if err != nil {
+		sys.Close(ctx)
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		api.Close()
+		sys.Close(ctx)
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		// Longer than a purchase's wait; event streams extend it per write.
+		WriteTimeout: *purchaseWait + 15*time.Second,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "ticketd: listening on http://%s (db %s, bus %s)\n", ln.Addr(), *dbPath, busName(*natsURL))
+
+	if *pprofAddr != "" {
+		stopPprof, err := servePprof(*pprofAddr, logger)
+		if err != nil {
+			logger.Error("pprof", "err", err)
+		} else {
+			defer stopPprof()
+			fmt.Fprintf(stdout, "ticketd: pprof on http://%s/debug/pprof/\n", *pprofAddr)
+		}
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		logger.Error("http server stopped", "err", err)
+	}
+
+	// Graceful shutdown, in dependency order, within one budget: end the
+	// event streams (they would hold Shutdown), let in-flight requests
+	// finish, then publish and handle what the services committed, then
+	// drain the bus.
+	fmt.Fprintln(stdout, "ticketd: shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBudget)
+	defer cancel()
+	var errs []error
+	errs = append(errs, api.Close())
+	if err := srv.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		srv.Close()
+	}
+	if err := sys.Close(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("ticketing: %w", err))
+	}
+	busClosed = true
+	if err := bus.Close(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("bus: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "ticketd: stopped")
+	return nil
+}
+
+// openStore opens the store -db names.
+func openStore(ctx context.Context, dsn string) (*sqlite.Store, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return nil, errors.New("-db: PostgreSQL store not built yet; use a SQLite file path")
+	}
+	store, err := sqlite.Open(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dsn, err)
+	}
+	return store, nil
+}
+
+// openBus returns the in-memory bus, or the JetStream bus for a NATS URL.
+func openBus(ctx context.Context, natsURL string, logger *slog.Logger, m *metrics.Metrics) (eventbus.Bus, error) {
+	if natsURL != "" {
+		return nil, errors.New("-nats: the JetStream transport (eventbus/natsbus) is not built yet; leave -nats empty for the in-memory bus")
+	}
+	bus := eventbus.New(eventbus.WithLogger(logger), eventbus.WithSource("ticketd"), m.Option())
+	m.WatchQueues(bus)
+	return bus, nil
+}
+
+func busName(natsURL string) string {
+	if natsURL == "" {
+		return "in-memory"
+	}
+	return natsURL
+}
+
+// page returns the web page's handler, or nil while there is none.
+func page(sys *ticketing.System) http.Handler { return nil }
+
+func newToken() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// servePprof serves the runtime profiles on their own listener, so they are
+// never exposed on the public address.
+func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("pprof server", "err", err)
+		}
+	}()
+	return func() { srv.Close() }, nil
+}

@@ -1,0 +1,57 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+)
+
+// MaxIdempotencyKeyLen bounds the Idempotency-Key header.
+const MaxIdempotencyKeyLen = 255
+
+// idempotencyKey reads the Idempotency-Key header. use is false when the
+// request has none (or the server keeps no keys); ok is false when the key
+// is malformed and the request has been answered 400.
+//
+// The key is taken as sent: a Structured-Field string's quotes, if the
+// client sends them, are part of it.
+func (s *Server) idempotencyKey(w http.ResponseWriter, r *http.Request) (key string, use, ok bool) {
+	vals := r.Header.Values("Idempotency-Key")
+	if len(vals) == 0 || s.cfg.Idempotency == nil {
+		return "", false, true
+	}
+	key = vals[0]
+	bad := ""
+	switch {
+	case len(vals) > 1:
+		bad = "send one Idempotency-Key header, not several"
+	case key == "":
+		bad = "the Idempotency-Key header is empty"
+	case len(key) > MaxIdempotencyKeyLen:
+		bad = "the Idempotency-Key is longer than 255 characters"
+	default:
+		for i := 0; i < len(key); i++ {
+			if key[i] < 0x20 || key[i] > 0x7e {
+				bad = "the Idempotency-Key must be printable ASCII"
+				break
+			}
+		}
+	}
+	if bad != "" {
+		writeProblem(w, newProblem(http.StatusBadRequest, ProblemMalformed, "Malformed request", bad))
+		return "", false, false
+	}
+	return key, true, true
+}
+
+// fingerprint identifies a request for its Idempotency-Key: a hash of its
+// method, path and exact body bytes.
+func fingerprint(r *http.Request, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(r.Method))
+	h.Write([]byte{0})
+	h.Write([]byte(r.URL.Path))
+	h.Write([]byte{0})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,231 @@
+// Package httpapi serves ticketd's HTTP API (DESIGN.md, "The ticketing
+// system"): the JSON endpoints for concerts and tickets, the Server-Sent
+// Events stream of the bus, /healthz and /metrics. Errors are RFC 9457
+// problem+json, mapped from ticketing's error codes in one function.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gigbus/gigbus/eventbus"
+	"github.com/gigbus/gigbus/ticketing"
+)
+
+// Defaults of Config.
+const (
+	DefaultPurchaseWait = 3 * time.Second
+	DefaultHeartbeat    = 20 * time.Second
+	DefaultSSEBuffer    = 1024 // events kept for Last-Event-ID
+	DefaultSSEClientBuf = 256  // events a client may lag behind before it is dropped
+	DefaultSSEWrite     = 10 * time.Second
+)
+
+// Config is what New needs.
+type Config struct {
+	Concerts *ticketing.ConcertService // required
+	Tickets  *ticketing.TicketService  // required
+	// Idempotency keeps Idempotency-Key answers; nil ignores the header.
+	Idempotency ticketing.IdempotencyStore
+	// Bus is what GET /api/events streams; nil disables the stream (503).
+	Bus eventbus.Bus
+	// AdminToken guards POST /api/concerts and the full event stream.
+	// Empty means no request is admin.
+	AdminToken string
+	// PurchaseWait bounds how long a purchase waits for its outcome before
+	// answering 202 (default DefaultPurchaseWait).
+	PurchaseWait time.Duration
+	// Heartbeat is the SSE comment interval (default DefaultHeartbeat).
+	Heartbeat time.Duration
+	// SSEBuffer is how many recent events Last-Event-ID can resume from
+	// (default DefaultSSEBuffer); SSEClientBuffer how many events one client
+	// may lag behind before it is disconnected (default DefaultSSEClientBuf).
+	SSEBuffer, SSEClientBuffer int
+	// SSEWriteTimeout bounds each write to an SSE client (default
+	// DefaultSSEWrite); it replaces the server's WriteTimeout for streams.
+	SSEWriteTimeout time.Duration
+	// Registry receives the HTTP metrics and is served at /metrics (with
+	// whatever else is registered on it, e.g. the bus metrics). Nil: a
+	// private registry.
+	Registry *prometheus.Registry
+	// Page serves the web page at "/" and "/tickets/{id}" (and its assets
+	// under "/static/"); nil serves none.
+	Page   http.Handler
+	Logger *slog.Logger // nil: slog.Default()
+}
+
+// Server is the HTTP API. It is an http.Handler, safe for concurrent use.
+// Close it (before http.Server.Shutdown) to end the event streams, which
+// would otherwise hold Shutdown until its deadline.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler
+	stream  *stream // nil without a bus
+	metrics *httpMetrics
+}
+
+// New builds the API on cfg. It subscribes to every event of cfg.Bus (a
+// plain, non-durable subscription) for the event stream.
+func New(cfg Config) (*Server, error) {
+	if cfg.Concerts == nil || cfg.Tickets == nil {
+		return nil, errors.New("httpapi: Config needs Concerts and Tickets")
+	}
+	if cfg.PurchaseWait <= 0 {
+		cfg.PurchaseWait = DefaultPurchaseWait
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.SSEBuffer <= 0 {
+		cfg.SSEBuffer = DefaultSSEBuffer
+	}
+	if cfg.SSEClientBuffer <= 0 {
+		cfg.SSEClientBuffer = DefaultSSEClientBuf
+	}
+	if cfg.SSEWriteTimeout <= 0 {
+		cfg.SSEWriteTimeout = DefaultSSEWrite
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	m, err := newHTTPMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	if cfg.Bus != nil {
+		st, err := newStream(cfg.Bus, cfg.SSEBuffer, cfg.SSEClientBuffer, cfg.Logger, m.dropped.Inc)
+		if err != nil {
+			return nil, err
+		}
+		s.stream = st
+	}
+	s.routes()
+	s.handler = s.instrument(s.limitBody(s.recoverPanics(http.HandlerFunc(s.dispatch))))
+	return s, nil
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("POST /api/concerts", s.requireAdmin(s.addConcert))
+	s.mux.HandleFunc("GET /api/concerts", s.listConcerts)
+	s.mux.HandleFunc("GET /api/concerts/{id}", s.getConcert)
+	s.mux.HandleFunc("POST /api/concerts/{id}/tickets", s.purchaseTicket)
+	s.mux.HandleFunc("GET /api/tickets/{id}", s.getTicket)
+	s.mux.HandleFunc("POST /api/tickets/{id}/cancel", s.cancelTicket)
+	s.mux.HandleFunc("GET /api/events", s.events)
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.Handle("GET /metrics", s.metrics.handler(s.cfg.Registry))
+	if s.cfg.Page != nil {
+		s.mux.Handle("GET /{$}", s.cfg.Page)
+		s.mux.Handle("GET /tickets/{id}", s.cfg.Page)
+		s.mux.Handle("GET /static/", s.cfg.Page)
+	}
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Close ends every event stream and stops the stream's bus subscription.
+// Requests already answered or in flight are not affected.
+func (s *Server) Close() error {
+	if s.stream == nil {
+		return nil
+	}
+	return s.stream.close()
+}
+
+// dispatch routes r through the mux, answering unknown routes (404) and
+// wrong methods (405, with Allow) as problem+json instead of the mux's
+// plain text.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if h, pattern := s.mux.Handler(r); pattern == "" {
+		cw := &captureWriter{header: http.Header{}}
+		h.ServeHTTP(cw, r)
+		switch cw.status {
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", cw.header.Get("Allow"))
+			writeProblem(w, newProblem(http.StatusMethodNotAllowed, problemMethodNotAllowed, "Method not allowed",
+				r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+cw.header.Get("Allow")))
+			return
+		case http.StatusNotFound:
+			writeProblem(w, newProblem(http.StatusNotFound, ProblemNotFound, "Not found", "no such resource: "+r.URL.Path))
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// captureWriter records what the mux's own 404 and 405 handlers write.
+type captureWriter struct {
+	header http.Header
+	status int
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+func (c *captureWriter) WriteHeader(status int) {
+	if c.status == 0 {
+		c.status = status
+	}
+}
+func (c *captureWriter) Write(b []byte) (int, error) {
+	c.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+// limitBody answers 413 for a declared body over MaxBodyBytes and bounds the
+// body of every other request, so a handler reading it sees a MaxBytesError.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxBodyBytes {
+			// Do not read the rest: close the connection after answering.
+			w.Header().Set("Connection", "close")
+			writeProblem(w, tooLarge())
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics turns a handler's panic into a logged 500 problem (when
+// nothing was written yet), instead of a dropped connection.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil || v == http.ErrAbortHandler {
+				if v != nil {
+					panic(v)
+				}
+				return
+			}
+			s.log.ErrorContext(r.Context(), "httpapi: handler panicked",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+			writeProblem(w, internalProblem())
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// waitCtx bounds how long a purchase waits for its outcome.
+func (s *Server) waitCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.PurchaseWait)
+}

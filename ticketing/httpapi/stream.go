@@ -1,0 +1,183 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gigbus/gigbus/eventbus"
+)
+
+var errStreamClosed = errors.New("httpapi: event stream closed")
+
+// stream fans the bus's events out to the SSE clients. It holds one plain
+// subscription to every event type, numbers the events (the SSE ids), keeps
+// the most recent ones in a ring for Last-Event-ID, and hands each client
+// its own bounded channel.
+//
+// The bus is never blocked by a client: the bus handler only appends to the
+// ring and offers each event to each client without waiting. A client whose
+// channel is full is disconnected (a dropped connection is visible, a silent
+// gap is not); its EventSource reconnects with Last-Event-ID and resumes
+// from the ring.
+type stream struct {
+	log     *slog.Logger
+	sub     eventbus.Subscription
+	bufSize int
+	onDrop  func()
+
+	mu      sync.Mutex
+	ring    []*message // ring[(first+i)%len(ring)] for i < n, oldest first
+	first   int
+	n       int
+	nextID  uint64
+	clients map[*client]struct{}
+	closed  bool
+}
+
+// message is one event, framed for the wire in both renderings.
+type message struct {
+	id     uint64
+	full   []byte // "id: ...\nevent: ...\ndata: {...}\n\n"
+	public []byte
+}
+
+type client struct {
+	ch   chan *message
+	done chan struct{} // closed when the client is dropped or the stream closes
+}
+
+func newStream(bus eventbus.Bus, ringSize, clientBuf int, log *slog.Logger, onDrop func()) (*stream, error) {
+	st := &stream{
+		log:     log,
+		onDrop:  onDrop,
+		bufSize: clientBuf,
+		ring:    make([]*message, ringSize),
+		// Ids start at the start time in microseconds, so they keep growing
+		// across restarts: a Last-Event-ID from before a restart is older
+		// than every id of this process and gets the whole ring.
+		nextID:  uint64(time.Now().UnixMicro()),
+		clients: map[*client]struct{}{},
+	}
+	sub, err := bus.Subscribe("*", st.handle, eventbus.QueueSize(4096))
+	if err != nil {
+		return nil, err
+	}
+	st.sub = sub
+	return st, nil
+}
+
+// handle runs on the bus for every event. It never blocks on a client.
+func (st *stream) handle(ctx context.Context, e eventbus.Event) error {
+	full, public, err := encodeCloudEvents(e)
+	if err != nil {
+		// A payload that cannot be rendered is skipped, not retried: it
+		// will not render better next time.
+		st.log.WarnContext(ctx, "httpapi: event not streamable", "type", e.Type, "id", e.ID, "err", err)
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return nil
+	}
+	m := &message{id: st.nextID}
+	st.nextID++
+	m.full = frame(m.id, e.Type, full)
+	m.public = frame(m.id, e.Type, public)
+	st.push(m)
+	for c := range st.clients {
+		select {
+		case c.ch <- m:
+		default:
+			st.dropLocked(c)
+			if st.onDrop != nil {
+				st.onDrop()
+			}
+		}
+	}
+	return nil
+}
+
+func frame(id uint64, eventType string, data []byte) []byte {
+	b := make([]byte, 0, len(data)+len(eventType)+40)
+	b = append(b, "id: "...)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, "\nevent: "...)
+	b = append(b, eventType...) // event types never hold newlines (eventbus validates them)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...) // compact JSON: one line
+	return append(b, "\n\n"...)
+}
+
+func (st *stream) push(m *message) {
+	if st.n < len(st.ring) {
+		st.ring[(st.first+st.n)%len(st.ring)] = m
+		st.n++
+		return
+	}
+	st.ring[st.first] = m
+	st.first = (st.first + 1) % len(st.ring)
+}
+
+// subscribe adds a client. With resume, backlog holds the ring's events
+// after lastID; registering and reading the ring happen under one lock, so
+// the client sees every event exactly once from there on.
+func (st *stream) subscribe(lastID uint64, resume bool) (c *client, backlog []*message, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return nil, nil, errStreamClosed
+	}
+	c = &client{ch: make(chan *message, st.bufSize), done: make(chan struct{})}
+	st.clients[c] = struct{}{}
+	if resume {
+		for i := 0; i < st.n; i++ {
+			if m := st.ring[(st.first+i)%len(st.ring)]; m.id > lastID {
+				backlog = append(backlog, m)
+			}
+		}
+	}
+	return c, backlog, nil
+}
+
+func (st *stream) unsubscribe(c *client) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.dropLocked(c)
+}
+
+func (st *stream) dropLocked(c *client) {
+	if _, ok := st.clients[c]; ok {
+		delete(st.clients, c)
+		close(c.done)
+	}
+}
+
+func (st *stream) clientCount() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.clients)
+}
+
+// close ends every client's stream and the bus subscription.
+func (st *stream) close() error {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return nil
+	}
+	st.closed = true
+	for c := range st.clients {
+		st.dropLocked(c)
+	}
+	st.mu.Unlock()
+	err := st.sub.Unsubscribe()
+	if errors.Is(err, eventbus.ErrClosed) || errors.Is(err, eventbus.ErrNoSubscription) {
+		err = nil
+	}
+	return err
+}
