@@ -49,7 +49,7 @@ func (m *Metrics) Middleware() eventbus.Middleware {
 			}()
 			err = next(ctx, e)
 			returned = true
-			m.observe(ctx, e.Type, time.Since(start), err == nil, eventbus.IsPermanent(err))
+			m.observe(ctx, e.Type, time.Since(start), err == nil, err != nil && eventbus.IsPermanent(err))
 			return err
 		}
 	}

@@ -105,13 +105,14 @@ func (t *Tracing) Middleware() eventbus.Middleware {
 	return func(next eventbus.Handler) eventbus.Handler {
 		return func(ctx context.Context, e eventbus.Event) (err error) {
 			ctx = t.propagator.Extract(ctx, propagation.MapCarrier(e.Meta))
-			attrs := []attribute.KeyValue{
+			attrs := make([]attribute.KeyValue, 0, 8)
+			attrs = append(attrs,
 				semconv.MessagingSystemKey.String(System),
 				semconv.MessagingOperationTypeProcess,
 				semconv.MessagingOperationName("process"),
 				semconv.MessagingDestinationName(e.Type),
 				semconv.MessagingMessageID(e.ID),
-			}
+			)
 			d, inBus := eventbus.DeliveryFrom(ctx)
 			if inBus {
 				attrs = append(attrs,
