@@ -12,6 +12,10 @@
 // in a consumer span, a child of the publisher's span, named
 // "process <event type>", with the messaging semantic conventions' attributes.
 // A handler that publishes passes its context on, and the trace goes on.
+//
+// Give tracing.Option() before other bus options that add middleware (metrics,
+// eventbus.Logging), so that they run inside the span and their logs carry
+// its trace id.
 package otelbus
 
 import (
