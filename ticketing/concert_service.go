@@ -91,10 +91,10 @@ func (s *ConcertService) ListConcerts(ctx context.Context) ([]Concert, error) {
 // Register subscribes the service's handlers to bus (durable groups
 // SubConcertTicketRequested and SubConcertTicketCancelled).
 func (s *ConcertService) Register(bus eventbus.Bus) error {
-	if err := s.subs.subscribe(bus, EventTicketRequested, SubConcertTicketRequested, s.handleTicketRequested); err != nil {
+	if err := s.subs.subscribe(bus, s.opts, EventTicketRequested, SubConcertTicketRequested, s.handleTicketRequested); err != nil {
 		return err
 	}
-	return s.subs.subscribe(bus, EventTicketCancelled, SubConcertTicketCancelled, s.handleTicketCancelled)
+	return s.subs.subscribe(bus, s.opts, EventTicketCancelled, SubConcertTicketCancelled, s.handleTicketCancelled)
 }
 
 // Unregister unsubscribes what Register subscribed.
@@ -123,7 +123,7 @@ func (s *ConcertService) handleTicketRequested(ctx context.Context, e eventbus.E
 			return tx.Append(ctx, eventbus.Event{
 				Type:    EventTicketPurchased,
 				Source:  SourceConcertService,
-				Subject: req.ConcertID,
+				Subject: req.TicketID,
 				Time:    s.opts.now().UTC(),
 				Meta:    e.Meta,
 				Data: TicketPurchased{
@@ -136,7 +136,7 @@ func (s *ConcertService) handleTicketRequested(ctx context.Context, e eventbus.E
 		return tx.Append(ctx, eventbus.Event{
 			Type:    EventTicketRejected,
 			Source:  SourceConcertService,
-			Subject: req.ConcertID,
+			Subject: req.TicketID,
 			Time:    s.opts.now().UTC(),
 			Meta:    e.Meta,
 			Data:    TicketRejected{TicketID: req.TicketID, ConcertID: req.ConcertID, Reason: reason},

@@ -15,8 +15,15 @@
 //	TicketService.CancelTicket ("confirmed" -> "cancelled") ─> TicketCancelled
 //	    ─> ConcertService puts the seat back, exactly once
 //
-// Every event of a concert's saga has the concert id as its Subject, so one
-// concert's events reach each subscription in order.
+// ConcertAdded has the concert id as its Subject; the ticket events
+// (TicketRequested, TicketPurchased, TicketRejected, TicketCancelled) have
+// the ticket id, so one ticket's events reach each subscription in order
+// while a handler works on many tickets of one concert at once. No rule
+// needs more order than that: a seat is taken by an atomic conditional
+// decrement whatever the order of requests, and a cancel follows its
+// confirmation causally. (The relay still publishes every event in commit
+// order, so a single-worker subscriber such as an event stream sees a
+// concert's events in the order they happened.)
 //
 // # Durability
 //

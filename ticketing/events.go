@@ -26,8 +26,8 @@ const (
 
 // The event payloads are immutable values, never the entities. They travel as
 // Event.Data: as these values in-process and as JSON after a wire or the
-// outbox; read them with eventbus.Decode. Each saga event's Subject is its
-// concert id.
+// outbox; read them with eventbus.Decode. The Subject of ConcertAdded is the
+// concert id; the Subject of every ticket event is the ticket id.
 
 // ConcertAdded is published by ConcertService when a concert is added.
 type ConcertAdded struct {

@@ -66,10 +66,10 @@ func NewNotificationService(store Store, sender Sender, opts ...Option) *Notific
 // Register subscribes the service's handlers to bus (durable groups
 // SubNotifyConcertAdded and SubNotifyTicketPurchased).
 func (s *NotificationService) Register(bus eventbus.Bus) error {
-	if err := s.subs.subscribe(bus, EventConcertAdded, SubNotifyConcertAdded, s.handleConcertAdded); err != nil {
+	if err := s.subs.subscribe(bus, s.opts, EventConcertAdded, SubNotifyConcertAdded, s.handleConcertAdded); err != nil {
 		return err
 	}
-	return s.subs.subscribe(bus, EventTicketPurchased, SubNotifyTicketPurchased, s.handleTicketPurchased)
+	return s.subs.subscribe(bus, s.opts, EventTicketPurchased, SubNotifyTicketPurchased, s.handleTicketPurchased)
 }
 
 // Unregister unsubscribes what Register subscribed.

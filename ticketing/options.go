@@ -14,9 +14,19 @@ import (
 type Option func(*options)
 
 type options struct {
-	now    func() time.Time
-	logger *slog.Logger
+	now         func() time.Time
+	logger      *slog.Logger
+	concurrency int
 }
+
+// DefaultHandlerConcurrency is how many events of one type a service
+// handles at once in this process (see WithHandlerConcurrency).
+const DefaultHandlerConcurrency = 16
+
+// WithHandlerConcurrency sets how many events each of the service's handlers
+// handles at once (default DefaultHandlerConcurrency). Ticket events have
+// the ticket id as Subject, so events of one ticket stay in order whatever n.
+func WithHandlerConcurrency(n int) Option { return func(o *options) { o.concurrency = max(n, 1) } }
 
 // WithNow injects the clock (default time.Now), so date rules are testable.
 func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -25,7 +35,7 @@ func WithNow(now func() time.Time) Option { return func(o *options) { o.now = no
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 func newOptions(opts []Option) options {
-	o := options{now: time.Now, logger: slog.Default()}
+	o := options{now: time.Now, logger: slog.Default(), concurrency: DefaultHandlerConcurrency}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -39,9 +49,10 @@ func newOptions(opts []Option) options {
 // only on infrastructure errors (a busy or closed database), which are
 // worth retrying for a while: a dead-lettered saga step leaves a ticket
 // pending until the event is replayed.
-func handlerPolicy(name string) []eventbus.SubscribeOption {
+func handlerPolicy(name string, concurrency int) []eventbus.SubscribeOption {
 	return []eventbus.SubscribeOption{
 		eventbus.Durable(name),
+		eventbus.Concurrency(concurrency),
 		eventbus.MaxAttempts(10),
 		eventbus.Backoff(20*time.Millisecond, 5*time.Second),
 	}
@@ -50,8 +61,8 @@ func handlerPolicy(name string) []eventbus.SubscribeOption {
 // subscriptions holds a service's bus subscriptions.
 type subscriptions []eventbus.Subscription
 
-func (s *subscriptions) subscribe(bus eventbus.Bus, eventType, name string, h eventbus.Handler) error {
-	sub, err := bus.Subscribe(eventType, h, handlerPolicy(name)...)
+func (s *subscriptions) subscribe(bus eventbus.Bus, o options, eventType, name string, h eventbus.Handler) error {
+	sub, err := bus.Subscribe(eventType, h, handlerPolicy(name, o.concurrency)...)
 	if err != nil {
 		return fmt.Errorf("ticketing: subscribe %s to %s: %w", name, eventType, err)
 	}

@@ -17,6 +17,8 @@ type Config struct {
 	Sender Sender       // notifications; nil discards (ticketing/notify.Log logs them)
 	Logger *slog.Logger // nil: slog.Default()
 	Now    func() time.Time
+	// HandlerConcurrency is each handler's worker count (0: DefaultHandlerConcurrency).
+	HandlerConcurrency int
 }
 
 // System is the three services wired on one store and bus, with the store's
@@ -43,6 +45,9 @@ func Start(cfg Config) (*System, error) {
 	}
 	if cfg.Now != nil {
 		opts = append(opts, WithNow(cfg.Now))
+	}
+	if cfg.HandlerConcurrency > 0 {
+		opts = append(opts, WithHandlerConcurrency(cfg.HandlerConcurrency))
 	}
 	s := &System{
 		Concerts:      NewConcertService(cfg.Store, opts...),

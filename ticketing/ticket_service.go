@@ -68,7 +68,7 @@ func (s *TicketService) PurchaseTicket(ctx context.Context, concertID string, nt
 		return tx.Append(ctx, eventbus.Event{
 			Type:    EventTicketRequested,
 			Source:  SourceTicketService,
-			Subject: concertID,
+			Subject: t.ID,
 			Time:    now,
 			Data: TicketRequested{
 				TicketID: t.ID, ConcertID: concertID,
@@ -119,7 +119,7 @@ func (s *TicketService) CancelTicket(ctx context.Context, id string) (Ticket, er
 		return tx.Append(ctx, eventbus.Event{
 			Type:    EventTicketCancelled,
 			Source:  SourceTicketService,
-			Subject: t.ConcertID,
+			Subject: t.ID,
 			Time:    now,
 			Data:    TicketCancelled{TicketID: id, ConcertID: t.ConcertID},
 		})
@@ -162,10 +162,10 @@ func (s *TicketService) AwaitOutcome(ctx context.Context, id string) (Ticket, er
 // Register subscribes the service's handlers to bus (durable groups
 // SubTicketPurchased and SubTicketRejected).
 func (s *TicketService) Register(bus eventbus.Bus) error {
-	if err := s.subs.subscribe(bus, EventTicketPurchased, SubTicketPurchased, s.handleTicketPurchased); err != nil {
+	if err := s.subs.subscribe(bus, s.opts, EventTicketPurchased, SubTicketPurchased, s.handleTicketPurchased); err != nil {
 		return err
 	}
-	return s.subs.subscribe(bus, EventTicketRejected, SubTicketRejected, s.handleTicketRejected)
+	return s.subs.subscribe(bus, s.opts, EventTicketRejected, SubTicketRejected, s.handleTicketRejected)
 }
 
 // Unregister unsubscribes what Register subscribed.

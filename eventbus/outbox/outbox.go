@@ -53,6 +53,7 @@ type Outbox struct {
 	w, r   *sql.DB
 	source string
 	now    func() time.Time
+	write  func(ctx context.Context, fn func(tx *sql.Tx) error) error
 
 	insert, inbox, processed, batch *sql.Stmt
 }
@@ -68,6 +69,15 @@ func WithReader(db *sql.DB) Option { return func(o *Outbox) { o.r = db } }
 // (default "gigbus").
 func WithSource(s string) Option { return func(o *Outbox) { o.source = s } }
 
+// WithWriter sets how the relay runs its own writes (marking batches sent,
+// pruning): through write, which runs fn in a transaction of the database
+// given to New. A store that serialises or groups its write transactions
+// passes its own; the default begins and commits a transaction on the
+// database.
+func WithWriter(write func(ctx context.Context, fn func(tx *sql.Tx) error) error) Option {
+	return func(o *Outbox) { o.write = write }
+}
+
 // WithClock injects the clock (default time.Now).
 func WithClock(now func() time.Time) Option { return func(o *Outbox) { o.now = now } }
 
@@ -77,6 +87,9 @@ func New(ctx context.Context, d Dialect, db *sql.DB, opts ...Option) (*Outbox, e
 	o := &Outbox{d: d, w: db, r: db, source: "gigbus", now: time.Now}
 	for _, opt := range opts {
 		opt(o)
+	}
+	if o.write == nil {
+		o.write = o.defaultWrite
 	}
 	for _, p := range []struct {
 		db *sql.DB
@@ -96,6 +109,18 @@ func New(ctx context.Context, d Dialect, db *sql.DB, opts ...Option) (*Outbox, e
 		*p.s = s
 	}
 	return o, nil
+}
+
+func (o *Outbox) defaultWrite(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := o.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Close releases the prepared statements. It does not close the databases.

@@ -253,7 +253,10 @@ func (r *Relay) markSent(ctx context.Context, seqs []int64) error {
 	var err error
 	if r.mark != nil {
 		// Rows commit in seq order, so every unsent row in the range is in the batch.
-		_, err = r.mark.ExecContext(ctx, now, seqs[0], seqs[len(seqs)-1])
+		err = r.o.write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.StmtContext(ctx, r.mark).ExecContext(ctx, now, seqs[0], seqs[len(seqs)-1])
+			return err
+		})
 	} else {
 		args := make([]any, 0, len(seqs)+1)
 		args = append(args, now)
@@ -261,7 +264,10 @@ func (r *Relay) markSent(ctx context.Context, seqs []int64) error {
 			args = append(args, s)
 		}
 		q := `UPDATE outbox SET published_at = ? WHERE seq IN (?` + strings.Repeat(", ?", len(seqs)-1) + `)`
-		_, err = r.o.w.ExecContext(ctx, r.o.d.rebind(q), args...)
+		err = r.o.write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, r.o.d.rebind(q), args...)
+			return err
+		})
 	}
 	if err != nil {
 		return fmt.Errorf("outbox: relay: mark sent: %w", err)
@@ -317,11 +323,15 @@ func (o *Outbox) Prune(ctx context.Context, outboxBefore, inboxBefore time.Time)
 	del := func(q string, before time.Time) (int64, error) {
 		var total int64
 		for {
-			res, err := o.w.ExecContext(ctx, o.d.rebind(q), before.UnixNano(), chunk)
-			if err != nil {
-				return total, fmt.Errorf("outbox: prune: %w", err)
-			}
-			n, err := res.RowsAffected()
+			var n int64
+			err := o.write(ctx, func(tx *sql.Tx) error {
+				res, err := tx.ExecContext(ctx, o.d.rebind(q), before.UnixNano(), chunk)
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
+				return err
+			})
 			if err != nil {
 				return total, fmt.Errorf("outbox: prune: %w", err)
 			}

@@ -51,41 +51,41 @@ func (st *idemStmts) close() error {
 // Reserves exactly one owns the key.
 func (s *Store) Reserve(ctx context.Context, scope, key, fingerprint string) (*ticketing.IdempotentResponse, error) {
 	now := s.cfg.now()
-	tx, err := s.w.BeginTx(ctx, nil)
+	var r *ticketing.IdempotentResponse
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		r = nil
+		bg := context.WithoutCancel(ctx)
+		res, err := tx.StmtContext(bg, s.idem.insert).ExecContext(bg, scope, key, fingerprint, now.UnixNano())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		rec := &ticketing.IdempotentResponse{Scope: scope, Key: key}
+		var (
+			header    sql.NullString
+			createdNS int64
+		)
+		err = tx.StmtContext(bg, s.idem.get).QueryRowContext(bg, scope, key).Scan(&rec.Fingerprint, &rec.Done, &rec.Status, &header, &rec.Body, &createdNS)
+		if err != nil {
+			return err
+		}
+		rec.CreatedAt = fromNS(createdNS)
+		if !rec.Done && now.Sub(rec.CreatedAt) > s.cfg.lease {
+			_, err := tx.StmtContext(bg, s.idem.takeOver).ExecContext(bg, fingerprint, now.UnixNano(), scope, key)
+			return err
+		}
+		if header.Valid && header.String != "" {
+			if err := json.Unmarshal([]byte(header.String), &rec.Header); err != nil {
+				return fmt.Errorf("header: %w", err)
+			}
+		}
+		r = rec
+		return nil
+	})
 	if err != nil {
 		return nil, wrap("idempotency reserve", err)
-	}
-	defer tx.Rollback()
-	res, err := tx.StmtContext(ctx, s.idem.insert).ExecContext(ctx, scope, key, fingerprint, now.UnixNano())
-	if err != nil {
-		return nil, wrap("idempotency reserve", err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 1 {
-		if err == nil {
-			err = tx.Commit()
-		}
-		return nil, wrap("idempotency reserve", err)
-	}
-	r := &ticketing.IdempotentResponse{Scope: scope, Key: key}
-	var (
-		header    sql.NullString
-		createdNS int64
-	)
-	err = tx.StmtContext(ctx, s.idem.get).QueryRowContext(ctx, scope, key).Scan(&r.Fingerprint, &r.Done, &r.Status, &header, &r.Body, &createdNS)
-	if err != nil {
-		return nil, wrap("idempotency reserve", err)
-	}
-	r.CreatedAt = fromNS(createdNS)
-	if !r.Done && now.Sub(r.CreatedAt) > s.cfg.lease {
-		if _, err := tx.StmtContext(ctx, s.idem.takeOver).ExecContext(ctx, fingerprint, now.UnixNano(), scope, key); err != nil {
-			return nil, wrap("idempotency reserve", err)
-		}
-		return nil, wrap("idempotency reserve", tx.Commit())
-	}
-	if header.Valid && header.String != "" {
-		if err := json.Unmarshal([]byte(header.String), &r.Header); err != nil {
-			return nil, wrap("idempotency reserve: header", err)
-		}
 	}
 	return r, nil
 }
@@ -103,31 +103,41 @@ func (s *Store) Complete(ctx context.Context, scope, key string, status int, hea
 	if body == nil {
 		body = []byte{}
 	}
-	res, err := s.idem.complete.ExecContext(ctx, status, h, body, scope, key)
-	if err != nil {
-		return wrap("idempotency complete", err)
-	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		if err == nil {
-			err = ticketing.Errorf(ticketing.ENOTFOUND, "idempotency key %q not reserved", key)
+	return wrap("idempotency complete", s.write(ctx, func(tx *sql.Tx) error {
+		bg := context.WithoutCancel(ctx)
+		res, err := tx.StmtContext(bg, s.idem.complete).ExecContext(bg, status, h, body, scope, key)
+		if err != nil {
+			return err
 		}
-		return wrap("idempotency complete", err)
-	}
-	return nil
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			if err == nil {
+				err = ticketing.Errorf(ticketing.ENOTFOUND, "idempotency key %q not reserved", key)
+			}
+			return err
+		}
+		return nil
+	}))
 }
 
 // Release forgets a reserved, not completed key.
 func (s *Store) Release(ctx context.Context, scope, key string) error {
-	_, err := s.idem.release.ExecContext(ctx, scope, key)
-	return wrap("idempotency release", err)
+	return wrap("idempotency release", s.write(ctx, func(tx *sql.Tx) error {
+		bg := context.WithoutCancel(ctx)
+		_, err := tx.StmtContext(bg, s.idem.release).ExecContext(bg, scope, key)
+		return err
+	}))
 }
 
 // Purge deletes keys created before before.
 func (s *Store) Purge(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_ns < ?`, before.UnixNano())
-	if err != nil {
-		return 0, wrap("idempotency purge", err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(context.WithoutCancel(ctx), `DELETE FROM idempotency_keys WHERE created_ns < ?`, before.UnixNano())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	return n, wrap("idempotency purge", err)
 }

@@ -51,6 +51,7 @@ type Store struct {
 	wstmts stmts // on the writer, used through transactions
 	rstmts stmts // on the readers
 	idem   idemStmts
+	commit committer
 }
 
 // Option configures a Store.
@@ -60,6 +61,7 @@ type config struct {
 	now       func() time.Time
 	lease     time.Duration
 	readers   int
+	group     bool
 	relayOpts []outbox.RelayOption
 }
 
@@ -69,6 +71,11 @@ func WithNow(now func() time.Time) Option { return func(c *config) { c.now = now
 // WithIdempotencyLease sets how long a reserved idempotency key stays owned
 // by its first request (default DefaultIdempotencyLease).
 func WithIdempotencyLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
+
+// WithGroupCommit sets whether concurrent write transactions share commits
+// (default true). Each keeps its atomicity and isolation through a
+// SAVEPOINT; sharing only saves the commit's cost.
+func WithGroupCommit(on bool) Option { return func(c *config) { c.group = on } }
 
 // WithReaders sets the size of the read-only pool (default max(4, 2×GOMAXPROCS)).
 func WithReaders(n int) Option { return func(c *config) { c.readers = max(n, 1) } }
@@ -81,7 +88,7 @@ func WithRelayOptions(opts ...outbox.RelayOption) Option {
 // Open opens (creating it and its directory when missing) the database at
 // path (DefaultPath when empty) and brings its schema up to date.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	cfg := config{now: time.Now, lease: DefaultIdempotencyLease, readers: max(4, 2*runtime.GOMAXPROCS(0))}
+	cfg := config{now: time.Now, lease: DefaultIdempotencyLease, readers: max(4, 2*runtime.GOMAXPROCS(0)), group: true}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
@@ -143,7 +150,7 @@ func (s *Store) Close() error {
 	for _, st := range []*stmts{&s.wstmts, &s.rstmts} {
 		errs = append(errs, st.close())
 	}
-	errs = append(errs, s.idem.close())
+	errs = append(errs, s.idem.close(), s.commit.close())
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
@@ -205,8 +212,17 @@ func (s *Store) apply(ctx context.Context, name string) error {
 }
 
 func (s *Store) prepare(ctx context.Context) error {
+	s.commit.db, s.commit.enabled = s.w, s.cfg.group
+	s.commit.onAppend = func() {
+		if r := s.relay.Load(); r != nil {
+			r.Notify()
+		}
+	}
+	if err := s.commit.prepare(ctx); err != nil {
+		return err
+	}
 	var err error
-	s.ob, err = outbox.New(ctx, outbox.SQLite, s.w, outbox.WithReader(s.r), outbox.WithClock(s.cfg.now))
+	s.ob, err = outbox.New(ctx, outbox.SQLite, s.w, outbox.WithReader(s.r), outbox.WithClock(s.cfg.now), outbox.WithWriter(s.write))
 	if err != nil {
 		return err
 	}
@@ -219,33 +235,22 @@ func (s *Store) prepare(ctx context.Context) error {
 	return s.idem.prepare(ctx, s.w, s.r)
 }
 
-// Update runs fn in a write transaction (BEGIN IMMEDIATE on the one writer
-// connection) and notifies the relay after a commit that appended events.
+// Update runs fn in a write transaction on the one writer connection and
+// notifies the relay after a commit that appended events. Concurrent
+// Updates share commits (see WithGroupCommit); each still commits or rolls
+// back as a whole, and returns once its changes are durable and visible.
 func (s *Store) Update(ctx context.Context, fn func(tx ticketing.Tx) error) error {
-	sqlTx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: begin: %w", err)
-	}
-	committed := false
-	defer func() {
-		if !committed { // fn failed or panicked
-			sqlTx.Rollback()
-		}
-	}()
-	tx := &writeTx{readTx: readTx{s: s, st: &s.wstmts, tx: sqlTx}}
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
-	}
-	committed = true
-	if tx.appended {
-		if r := s.relay.Load(); r != nil {
-			r.Notify()
-		}
-	}
-	return nil
+	var tx *writeTx
+	return s.commit.write(ctx, func(sqlTx *sql.Tx) error {
+		tx = &writeTx{readTx: readTx{s: s, st: &s.wstmts, tx: sqlTx}}
+		return fn(tx)
+	}, func() bool { return tx.appended })
+}
+
+// write runs fn in a write transaction of the committer, for the store's
+// own writes (idempotency keys, the relay's marks and prunes).
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.commit.write(ctx, fn, func() bool { return false })
 }
 
 // View runs fn on the read-only pool.

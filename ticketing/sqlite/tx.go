@@ -71,6 +71,16 @@ type readTx struct {
 	tx *sql.Tx
 }
 
+// txCtx drops ctx's cancellation inside a write transaction: an
+// interrupted statement would make SQLite roll back the whole transaction,
+// which group commit shares with other callers. Write transactions are short.
+func (r *readTx) txCtx(ctx context.Context) context.Context {
+	if r.tx == nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
 func (r *readTx) stmt(ctx context.Context, s *sql.Stmt) *sql.Stmt {
 	if r.tx == nil {
 		return s
@@ -91,6 +101,7 @@ func scanConcert(row scanner) (ticketing.Concert, error) {
 }
 
 func (r *readTx) Concert(ctx context.Context, id string) (ticketing.Concert, error) {
+	ctx = r.txCtx(ctx)
 	c, err := scanConcert(r.stmt(ctx, r.st.getConcert).QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, ticketing.Errorf(ticketing.ENOTFOUND, "concert %q not found", id)
@@ -99,6 +110,7 @@ func (r *readTx) Concert(ctx context.Context, id string) (ticketing.Concert, err
 }
 
 func (r *readTx) Concerts(ctx context.Context) ([]ticketing.Concert, error) {
+	ctx = r.txCtx(ctx)
 	rows, err := r.stmt(ctx, r.st.listConcerts).QueryContext(ctx)
 	if err != nil {
 		return nil, wrap("list concerts", err)
@@ -116,6 +128,7 @@ func (r *readTx) Concerts(ctx context.Context) ([]ticketing.Concert, error) {
 }
 
 func (r *readTx) Ticket(ctx context.Context, id string) (ticketing.Ticket, error) {
+	ctx = r.txCtx(ctx)
 	var (
 		t                      ticketing.Ticket
 		purchasedNS, updatedNS int64
@@ -130,6 +143,7 @@ func (r *readTx) Ticket(ctx context.Context, id string) (ticketing.Ticket, error
 }
 
 func (r *readTx) Processed(ctx context.Context, subscription, eventID string) (bool, error) {
+	ctx = r.txCtx(ctx)
 	if r.tx == nil {
 		return r.s.ob.Processed(ctx, nil, subscription, eventID)
 	}
@@ -143,6 +157,7 @@ type writeTx struct {
 }
 
 func (w *writeTx) CreateConcert(ctx context.Context, c ticketing.Concert) error {
+	ctx = w.txCtx(ctx)
 	_, err := w.stmt(ctx, w.st.insConcert).ExecContext(ctx, c.ID, c.Name, c.Venue, c.Date.UnixNano(),
 		c.TotalTickets, c.AvailableTickets, c.TicketPriceCents, c.Currency, c.CreatedAt.UnixNano())
 	if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -152,6 +167,7 @@ func (w *writeTx) CreateConcert(ctx context.Context, c ticketing.Concert) error 
 }
 
 func (w *writeTx) ReserveSeat(ctx context.Context, concertID string) (ticketing.Concert, bool, error) {
+	ctx = w.txCtx(ctx)
 	c, err := scanConcert(w.stmt(ctx, w.st.reserve).QueryRowContext(ctx, concertID))
 	if err == nil {
 		return c, true, nil
@@ -165,6 +181,7 @@ func (w *writeTx) ReserveSeat(ctx context.Context, concertID string) (ticketing.
 }
 
 func (w *writeTx) ReleaseSeat(ctx context.Context, concertID string) (bool, error) {
+	ctx = w.txCtx(ctx)
 	res, err := w.stmt(ctx, w.st.release).ExecContext(ctx, concertID)
 	if err != nil {
 		return false, wrap("release seat", err)
@@ -181,6 +198,7 @@ func (w *writeTx) ReleaseSeat(ctx context.Context, concertID string) (bool, erro
 }
 
 func (w *writeTx) CreateTicket(ctx context.Context, t ticketing.Ticket) error {
+	ctx = w.txCtx(ctx)
 	_, err := w.stmt(ctx, w.st.insTicket).ExecContext(ctx, t.ID, t.ConcertID, t.CustomerName, t.CustomerEmail,
 		string(t.Status), t.Reason, t.PurchasedAt.UnixNano(), t.UpdatedAt.UnixNano())
 	if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
@@ -190,6 +208,7 @@ func (w *writeTx) CreateTicket(ctx context.Context, t ticketing.Ticket) error {
 }
 
 func (w *writeTx) SetTicketStatus(ctx context.Context, id string, from, to ticketing.TicketStatus, reason string, updatedAt time.Time) (bool, error) {
+	ctx = w.txCtx(ctx)
 	res, err := w.stmt(ctx, w.st.setStatus).ExecContext(ctx, string(to), reason, updatedAt.UnixNano(), id, string(from))
 	if err != nil {
 		return false, wrap("set ticket status", err)
@@ -199,6 +218,7 @@ func (w *writeTx) SetTicketStatus(ctx context.Context, id string, from, to ticke
 }
 
 func (w *writeTx) Append(ctx context.Context, events ...eventbus.Event) error {
+	ctx = w.txCtx(ctx)
 	if err := w.s.ob.Append(ctx, w.tx, events...); err != nil {
 		return err
 	}
@@ -207,6 +227,7 @@ func (w *writeTx) Append(ctx context.Context, events ...eventbus.Event) error {
 }
 
 func (w *writeTx) MarkProcessed(ctx context.Context, subscription, eventID string) (bool, error) {
+	ctx = w.txCtx(ctx)
 	return w.s.ob.MarkProcessed(ctx, w.tx, subscription, eventID)
 }
 

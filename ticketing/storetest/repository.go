@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/gigbus/gigbus/eventbus"
@@ -170,6 +172,48 @@ func testRepository(t *testing.T, newStore NewStore) {
 			wantCode(t, "Concert after panic", err, ticketing.ENOTFOUND)
 			return nil
 		})
+	})
+	t.Run("concurrent transactions commit or roll back each on its own", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		const n = 60
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				defer func() { _ = recover() }()
+				id := fmt.Sprintf("c%02d", i)
+				err := s.Update(context.Background(), func(tx ticketing.Tx) error {
+					if err := tx.CreateConcert(context.Background(), testConcert(id, 1)); err != nil {
+						return err
+					}
+					switch i % 3 {
+					case 1:
+						return errRollback
+					case 2:
+						panic("boom")
+					}
+					return nil
+				})
+				if (err == nil) != (i%3 == 0) {
+					t.Errorf("Update %d = %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		var cs []ticketing.Concert
+		if err := s.View(t.Context(), func(tx ticketing.ReadTx) (err error) { cs, err = tx.Concerts(t.Context()); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if len(cs) != n/3 {
+			t.Fatalf("%d concerts committed, want %d", len(cs), n/3)
+		}
+		for _, c := range cs {
+			var i int
+			fmt.Sscanf(c.ID, "c%d", &i)
+			if i%3 != 0 {
+				t.Errorf("concert %s committed, but its transaction failed", c.ID)
+			}
+		}
 	})
 	t.Run("update honours a cancelled context", func(t *testing.T) {
 		t.Parallel()
