@@ -30,8 +30,9 @@ type queue struct {
 	ready    ring[entry]
 	subjects map[string]*subjectQueue
 	free     []*subjectQueue // recycled subject queues, to avoid an allocation per new subject
-	queued   atomic.Int64    // events waiting (not yet taken); read without mu by publishers
-	room     chan struct{}   // closed when an event is taken, if publishers wait for room
+	queued   atomic.Int64    // events not yet started, workers' batches included; read without mu by publishers
+	room     chan struct{}   // closed when an event starts, if publishers wait for room
+	wantRoom atomic.Bool     // room != nil
 	members  []*member
 	workers  int  // workers of members not stopped
 	shut     bool // no more work: the bus shut down or the last member left
@@ -73,6 +74,7 @@ func (q *queue) waitRoom(ctx context.Context) error {
 		}
 		if q.room == nil {
 			q.room = make(chan struct{})
+			q.wantRoom.Store(true)
 		}
 		room := q.room
 		q.mu.Unlock()
@@ -131,12 +133,22 @@ func (q *queue) take() (item, *subjectQueue) {
 	if e.sq != nil {
 		it = e.sq.items.pop()
 	}
-	q.queued.Add(-1)
-	if q.room != nil && !q.full() {
-		close(q.room)
-		q.room = nil
-	}
 	return it, e.sq
+}
+
+// started counts an event taken by a worker as no longer queued, and lets
+// waiting publishers in if that made room. An event counts against
+// QueueSize until it starts, so a worker's batch is inside the bound.
+func (q *queue) started() {
+	if q.queued.Add(-1) < int64(q.cfg.QueueSize) && q.wantRoom.Load() {
+		q.mu.Lock()
+		if q.room != nil && !q.full() {
+			close(q.room)
+			q.room = nil
+			q.wantRoom.Store(false)
+		}
+		q.mu.Unlock()
+	}
 }
 
 // done ends the handling of an event taken from sq; mu must be held.
@@ -176,6 +188,7 @@ func (q *queue) shutdown() int {
 	if q.room != nil {
 		close(q.room)
 		q.room = nil
+		q.wantRoom.Store(false)
 	}
 	q.work.Broadcast()
 	return dropped

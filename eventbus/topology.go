@@ -26,7 +26,7 @@ type SubscriptionInfo struct {
 	Durable     bool
 	Members     int // Subscribe calls sharing it (1 unless durable)
 	Concurrency int // workers, all members together
-	Queued      int // events waiting now
+	Queued      int // events waiting now, not yet started
 }
 
 // Topology returns who publishes and who handles each event type.

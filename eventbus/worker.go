@@ -75,6 +75,7 @@ func (m *member) run(w int) {
 				return
 			}
 			t := &batch[i]
+			q.started()
 			hc = m.deliver(hc, t.it)
 			if t.sq != nil {
 				q.mu.Lock()
@@ -122,7 +123,6 @@ func (m *member) giveBack(rest []taken) {
 		} else {
 			q.ready.pushFront(entry{it: t.it})
 		}
-		q.queued.Add(1)
 	}
 	q.work.Broadcast()
 	q.mu.Unlock()
@@ -212,6 +212,9 @@ func Permanent(err error) error {
 
 // IsPermanent reports whether err (or an error it wraps) was marked with Permanent.
 func IsPermanent(err error) bool {
+	if err == nil {
+		return false
+	}
 	var p *permanentError
 	return errors.As(err, &p)
 }
