@@ -1,0 +1,444 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gigbus/gigbus/eventbus"
+)
+
+var _ eventbus.Bus = (*Bus)(nil)
+
+const (
+	// publishWindow bounds the asynchronous publishes one Publish call has
+	// waiting for the stream's acknowledgement.
+	publishWindow = 512
+	// duplicateWindow is the de-duplication window of the streams New creates.
+	duplicateWindow = 2 * time.Minute
+	// ackWait is how long the server waits for an ack before redelivering;
+	// events held longer (a slow handler, a long queue) are kept alive with
+	// InProgress every ackWait/3.
+	ackWait = 30 * time.Second
+	// inactiveThreshold lets the server remove the ephemeral consumer of a
+	// plain subscription whose process died without Close.
+	inactiveThreshold = 5 * time.Minute
+	// opTimeout bounds the JetStream API calls that have no caller's context
+	// (Subscribe, Unsubscribe, dead letters).
+	opTimeout = 10 * time.Second
+)
+
+// Bus is an eventbus.Bus over NATS JetStream. Create it with New; it is safe
+// for concurrent use.
+type Bus struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	name   string // the event stream; subjects <name>.<type>
+	dlq    string // the dead-letter stream; subjects <dlq>.<consumer>.<type>
+	cfg    eventbus.Config
+
+	life    context.Context // handlers' contexts: cancelled when Close gives up
+	kill    context.CancelFunc
+	hbase   context.Context // life, marked as "inside a handler of this bus"
+	closing chan struct{}   // closed when Close starts
+
+	mu    sync.Mutex
+	state int // open, closing or closed
+	subs  map[*subscription]struct{}
+	names map[string]int // generated-name counters
+}
+
+const (
+	open = iota
+	closing
+	closed
+)
+
+type inHandlerKey struct{}
+
+// New returns a bus on the JetStream stream named stream, reached through nc,
+// which stays the caller's to close (after the bus). The stream is created
+// when missing (subjects "<stream>.>", limits retention, file storage, a
+// duplicate window of 2 minutes); an existing stream is used as it is, and
+// New fails if its subjects do not cover "<stream>.>". Dead letters go to the
+// stream "<stream>_DLQ" (subjects "<stream>_DLQ.>"), created the same way.
+func New(ctx context.Context, nc *nats.Conn, stream string, opts ...eventbus.Option) (*Bus, error) {
+	if nc == nil {
+		return nil, errors.New("natsbus: nil *nats.Conn")
+	}
+	if err := validStreamName(stream); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*publishWindow))
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: %w", err)
+	}
+	s, err := ensureStream(ctx, js, stream)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ensureStream(ctx, js, stream+"_DLQ"); err != nil {
+		return nil, err
+	}
+	b := &Bus{
+		nc: nc, js: js, stream: s, name: stream, dlq: stream + "_DLQ",
+		cfg:     eventbus.NewConfig(opts...),
+		closing: make(chan struct{}),
+		subs:    make(map[*subscription]struct{}),
+		names:   make(map[string]int),
+	}
+	b.life, b.kill = context.WithCancel(context.Background())
+	b.hbase = context.WithValue(b.life, inHandlerKey{}, b)
+	return b, nil
+}
+
+// ensureStream returns the stream name, creating it when missing, and
+// checks that its subjects cover "<name>.>".
+func ensureStream(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
+	want := name + ".>"
+	s, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:       name,
+			Subjects:   []string{want},
+			Retention:  jetstream.LimitsPolicy,
+			Storage:    jetstream.FileStorage,
+			Duplicates: duplicateWindow,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // created meanwhile by another instance
+			s, err = js.Stream(ctx, name)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: stream %s: %w", name, err)
+	}
+	for _, subj := range s.CachedInfo().Config.Subjects {
+		if covers(subj, want) {
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("natsbus: existing stream %s has subjects %q, which do not cover %q", name, s.CachedInfo().Config.Subjects, want)
+}
+
+func (b *Bus) inHandler(ctx context.Context) bool {
+	v, _ := ctx.Value(inHandlerKey{}).(*Bus)
+	return v == b
+}
+
+// Publish validates every event (ErrInvalidEvent, and nothing is published),
+// fills ID, Time and Source, and publishes them in order, returning once the
+// stream stored them all (or the first error: the events before it were
+// stored). It waits for the stream, never for consumers. When the
+// connection is down it fails at once; events whose acknowledgement was lost
+// in a disconnection fail with an error (they may have been stored: publish
+// them again, the event id de-duplicates). After Close it returns ErrClosed.
+func (b *Bus) Publish(ctx context.Context, events ...eventbus.Event) error {
+	b.mu.Lock()
+	state := b.state
+	b.mu.Unlock()
+	if state == closed || state == closing && !b.inHandler(ctx) {
+		return eventbus.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	msgs := make([]*nats.Msg, len(events))
+	now := b.cfg.Now()
+	for i := range events {
+		e := events[i]
+		if err := eventbus.Validate(e); err != nil {
+			return err
+		}
+		eventbus.Fill(&e, b.cfg.Source, now)
+		for _, h := range b.cfg.PublishHooks {
+			h(ctx, &e)
+		}
+		if err := validate(&e); err != nil {
+			return err
+		}
+		m, err := encode(b.name+"."+e.Type, &e)
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+	if st := b.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("natsbus: publish: the NATS connection is %s; nothing was published: %w", st, nats.ErrDisconnected)
+	}
+	futs := make([]jetstream.PubAckFuture, 0, min(len(msgs), publishWindow))
+	first := 0 // index in msgs of futs[0]
+	wait := func(f jetstream.PubAckFuture, m *nats.Msg) error {
+		select {
+		case <-f.Ok():
+			return nil
+		case err := <-f.Err():
+			return fmt.Errorf("natsbus: publish %s (id %s): %w", m.Subject, m.Header.Get(hdrID), err)
+		case <-ctx.Done():
+			return fmt.Errorf("natsbus: waiting for the stream to store %s (id %s): %w", m.Subject, m.Header.Get(hdrID), ctx.Err())
+		}
+	}
+	for i, m := range msgs {
+		if len(futs) == publishWindow {
+			if err := wait(futs[0], msgs[first]); err != nil {
+				return err
+			}
+			futs = futs[1:]
+			first++
+		}
+		f, err := b.js.PublishMsgAsync(m)
+		if err != nil {
+			for j, f := range futs { // report the first failure in order
+				if werr := wait(f, msgs[first+j]); werr != nil {
+					return werr
+				}
+			}
+			return fmt.Errorf("natsbus: publish %s (id %s): %w", m.Subject, m.Header.Get(hdrID), err)
+		}
+		if len(futs) == 0 {
+			first = i
+		}
+		futs = append(futs, f)
+	}
+	for j, f := range futs {
+		if err := wait(f, msgs[first+j]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Flush waits until every consumer of this bus is idle: every event stored
+// for its filter up to the stream's last sequence is acked (or terminated),
+// nothing is in flight in this process, and the last sequence did not move
+// while checking; so events that handlers publish meanwhile are waited for
+// too, and so is the work of other members of this bus's durable groups.
+// Called from inside a handler it returns ErrInHandler at once.
+func (b *Bus) Flush(ctx context.Context) error {
+	if b.inHandler(ctx) {
+		return fmt.Errorf("natsbus: Flush: %w", eventbus.ErrInHandler)
+	}
+	return b.waitIdle(ctx, func() (check, local []*subscription) { return b.active(), nil })
+}
+
+// active returns the bus's current subscriptions.
+func (b *Bus) active() []*subscription {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	subs := make([]*subscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	return subs
+}
+
+// waitIdle polls until the subscriptions in check are idle (see idle) and
+// those in local have nothing in flight here.
+func (b *Bus) waitIdle(ctx context.Context, subs func() (check, local []*subscription)) error {
+	delay := 500 * time.Microsecond
+	var t *time.Timer
+	for {
+		check, local := subs()
+		ok, err := b.idle(ctx, check, local)
+		if ok {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("natsbus: waiting until idle: %w", ctx.Err())
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, nats.ErrDisconnected) &&
+			!errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, context.DeadlineExceeded) {
+			b.cfg.Logger.DebugContext(ctx, "natsbus: checking idleness", "err", err)
+		}
+		if t == nil {
+			t = time.NewTimer(delay)
+			defer t.Stop()
+		} else {
+			t.Reset(delay)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("natsbus: waiting until idle: %w", ctx.Err())
+		}
+		delay = min(delay*2, 20*time.Millisecond)
+	}
+}
+
+// idle reports whether every subscription in check has acked everything
+// stored for its filter and nothing is in flight here for check and local.
+//
+// A consumer's NumPending lags the stream under load, so the test is the
+// ack floor against the last message stored for the consumer's filter, and
+// the stream's last sequence must not move while checking: a handler
+// publishes before it acks, so an event it published is seen either in the
+// last sequence read first, or as a move of it.
+func (b *Bus) idle(ctx context.Context, check, local []*subscription) (bool, error) {
+	for _, s := range local {
+		if s.inflight.Load() > 0 {
+			return false, nil
+		}
+	}
+	for _, s := range check {
+		if s.inflight.Load() > 0 {
+			return false, nil
+		}
+	}
+	if len(check) == 0 {
+		return true, nil
+	}
+	last, err := b.lastSeq(ctx)
+	if err != nil {
+		return false, err
+	}
+	lastFor := map[string]uint64{}
+	for _, s := range check {
+		ci, err := s.cons.Info(ctx)
+		if err != nil {
+			if s.isGone() {
+				continue
+			}
+			return false, err
+		}
+		if ci.NumAckPending > 0 || ci.NumPending > 0 {
+			return false, nil
+		}
+		if floor := ci.AckFloor.Stream; floor < last {
+			if s.all {
+				return false, nil
+			}
+			l, ok := lastFor[s.filter]
+			if !ok {
+				m, err := b.stream.GetLastMsgForSubject(ctx, s.filter)
+				switch {
+				case errors.Is(err, jetstream.ErrMsgNotFound):
+				case err != nil:
+					return false, err
+				default:
+					l = m.Sequence
+				}
+				lastFor[s.filter] = l
+			}
+			if l > floor {
+				return false, nil
+			}
+		}
+		if s.inflight.Load() > 0 {
+			return false, nil
+		}
+	}
+	again, err := b.lastSeq(ctx)
+	if err != nil || again != last {
+		return false, err
+	}
+	return true, nil
+}
+
+func (b *Bus) lastSeq(ctx context.Context) (uint64, error) {
+	si, err := b.stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return si.State.LastSeq, nil
+}
+
+// Close stops the bus. Publish and Subscribe from outside handlers return
+// ErrClosed at once. Durable subscriptions stop fetching, handle and ack what
+// this instance fetched, and leave the rest in the stream for their group.
+// Plain subscriptions, whose consumers end with the bus, handle everything
+// stored for them, including what handlers publish meanwhile. Then the
+// ephemeral consumers are deleted and the connection flushed, so the server
+// holds no pull request of this bus. If ctx ends first, handlers' contexts
+// are cancelled and Close returns ctx's error; what was not acked is
+// redelivered by the server. Calling Close again returns at once. The
+// connection stays open: it is the caller's.
+func (b *Bus) Close(ctx context.Context) error {
+	b.mu.Lock()
+	if b.state != open {
+		b.mu.Unlock()
+		return nil
+	}
+	b.state = closing
+	close(b.closing)
+	b.mu.Unlock()
+
+	err := b.drain(ctx)
+	subs := b.active()
+	if err != nil {
+		b.kill()
+		for _, s := range subs {
+			s.abort()
+		}
+	}
+	b.js.CleanupPublisher()
+	if err == nil {
+		if ferr := b.nc.FlushWithContext(ctx); ferr != nil && ctx.Err() != nil {
+			err = ctx.Err()
+		}
+	}
+	b.mu.Lock()
+	b.state = closed
+	clear(b.subs)
+	b.mu.Unlock()
+	b.kill()
+	if err != nil {
+		return err
+	}
+	return nil
+}
+
+// drain is Close's graceful part; it returns ctx's error if ctx ended first.
+func (b *Bus) drain(ctx context.Context) error {
+	var durable, plain []*subscription
+	for _, s := range b.active() {
+		if s.durable {
+			durable = append(durable, s)
+		} else {
+			plain = append(plain, s)
+		}
+	}
+	// Durable groups: stop fetching at once; what was fetched is handled.
+	for _, s := range durable {
+		s.cc.Drain()
+	}
+	for _, s := range durable {
+		if err := s.waitConsumeClosed(ctx); err != nil {
+			return err
+		}
+	}
+	// Plain subscriptions: handle everything stored for them, while the
+	// durable ones finish what they hold (and may publish more).
+	if err := b.waitIdle(ctx, func() (check, local []*subscription) { return b.live(plain), durable }); err != nil {
+		return err
+	}
+	for _, s := range plain {
+		s.cc.Drain()
+	}
+	for _, s := range plain {
+		if err := s.waitConsumeClosed(ctx); err != nil {
+			return err
+		}
+	}
+	for _, s := range append(durable, plain...) {
+		if err := s.finish(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// live returns those of subs that were not unsubscribed.
+func (b *Bus) live(subs []*subscription) []*subscription {
+	out := subs[:0:0]
+	for _, s := range subs {
+		if !s.isGone() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
