@@ -373,7 +373,9 @@
       return;
     }
     showEvent(ce);
-    const concertID = ce.subject || (ce.data && ce.data.concert_id);
+    // Ticket events name their concert in data (their subject is the
+    // ticket); ConcertAdded's subject is the concert.
+    const concertID = (ce.data && ce.data.concert_id) || (ce.type === "ConcertAdded" && ce.subject);
     if (!concertID) return;
     switch (ce.type) {
       case "ConcertAdded":
