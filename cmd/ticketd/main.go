@@ -26,13 +26,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gigbus/gigbus/eventbus"
 	"github.com/gigbus/gigbus/eventbus/metrics"
+	"github.com/gigbus/gigbus/eventbus/natsbus"
 	"github.com/gigbus/gigbus/ticketing"
 	"github.com/gigbus/gigbus/ticketing/httpapi"
+	"github.com/gigbus/gigbus/ticketing/httpapi/web"
 	"github.com/gigbus/gigbus/ticketing/notify"
 	"github.com/gigbus/gigbus/ticketing/sqlite"
 )
@@ -76,7 +79,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", ":8080", "listen address")
 	dbPath := fs.String("db", sqlite.DefaultPath, "SQLite file path (or a postgres:// URL)")
-	natsURL := fs.String("nats", "", "NATS server URL for JetStream (empty: in-memory bus)")
+	natsURL := fs.String("nats", "", "NATS server URL for JetStream, e.g. nats://127.0.0.1:4222 (empty: in-memory bus)")
+	natsStream := fs.String("nats-stream", "GIGBUS", "JetStream stream holding the events (with -nats)")
 	purchaseWait := fs.Duration("purchase-wait", httpapi.DefaultPurchaseWait, "how long a purchase waits for its outcome before answering 202")
 	heartbeat := fs.Duration("sse-heartbeat", httpapi.DefaultHeartbeat, "interval of the event stream's heartbeat comments")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty: off")
@@ -108,16 +112,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	bus, err := openBus(ctx, *natsURL, logger, busMetrics)
+	bus, topology, closeBus, err := openBus(ctx, *natsURL, *natsStream, logger, busMetrics)
 	if err != nil {
 		return err
 	}
 	// The bus closes last, after the relay stopped publishing into it. This
-	// deferred Close only matters on an early error return.
+	// deferred close only matters on an early error return.
 	busClosed := false
 	defer func() {
 		if !busClosed {
-			bus.Close(context.Background())
+			closeBus(context.Background())
 		}
 	}()
 
@@ -134,8 +138,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		PurchaseWait: *purchaseWait,
 		Heartbeat:    *heartbeat,
 		Registry:     reg,
-		Page:         page(sys),
-		Logger:       logger,
+		Page: web.New(web.Config{
+			Concerts: sys.Concerts,
+			Tickets:  sys.Tickets,
+			Topology: topology,
+			Logger:   logger,
+		}),
+		Logger: logger,
 	})
 	if err != nil {
 		sys.Close(ctx)
@@ -194,7 +203,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		errs = append(errs, fmt.Errorf("ticketing: %w", err))
 	}
 	busClosed = true
-	if err := bus.Close(sctx); err != nil {
+	if err := closeBus(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("bus: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -216,14 +225,31 @@ func openStore(ctx context.Context, dsn string) (*sqlite.Store, error) {
 	return store, nil
 }
 
-// openBus returns the in-memory bus, or the JetStream bus for a NATS URL.
-func openBus(ctx context.Context, natsURL string, logger *slog.Logger, m *metrics.Metrics) (eventbus.Bus, error) {
-	if natsURL != "" {
-		return nil, errors.New("-nats: the JetStream transport (eventbus/natsbus) is not built yet; leave -nats empty for the in-memory bus")
+// openBus returns the in-memory bus, or the JetStream bus for a NATS URL,
+// with the bus's topology (nil when the transport has none) and a close
+// function that closes the bus and then its connection.
+func openBus(ctx context.Context, natsURL, stream string, logger *slog.Logger, m *metrics.Metrics) (eventbus.Bus, func() eventbus.Topology, func(context.Context) error, error) {
+	opts := []eventbus.Option{eventbus.WithLogger(logger), eventbus.WithSource("ticketd"), m.Option()}
+	if natsURL == "" {
+		bus := eventbus.New(opts...)
+		m.WatchQueues(bus)
+		return bus, bus.Topology, bus.Close, nil
 	}
-	bus := eventbus.New(eventbus.WithLogger(logger), eventbus.WithSource("ticketd"), m.Option())
-	m.WatchQueues(bus)
-	return bus, nil
+	nc, err := nats.Connect(natsURL, nats.Name("ticketd"))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("-nats: connect %s: %w", natsURL, err)
+	}
+	bus, err := natsbus.New(ctx, nc, stream, opts...)
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("-nats: %w", err)
+	}
+	closeBus := func(ctx context.Context) error {
+		err := bus.Close(ctx)
+		nc.Close()
+		return err
+	}
+	return bus, nil, closeBus, nil
 }
 
 func busName(natsURL string) string {
@@ -232,9 +258,6 @@ func busName(natsURL string) string {
 	}
 	return natsURL
 }
-
-// page returns the web page's handler, or nil while there is none.
-func page(sys *ticketing.System) http.Handler { return nil }
 
 func newToken() string {
 	b := make([]byte, 24)

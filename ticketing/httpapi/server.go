@@ -54,8 +54,8 @@ type Config struct {
 	// whatever else is registered on it, e.g. the bus metrics). Nil: a
 	// private registry.
 	Registry *prometheus.Registry
-	// Page serves the web page at "/" and "/tickets/{id}" (and its assets
-	// under "/static/"); nil serves none.
+	// Page serves the web page: "/", "/tickets/{id}", "/topology" and the
+	// assets under "/static/" (ticketing/httpapi/web); nil serves none.
 	Page   http.Handler
 	Logger *slog.Logger // nil: slog.Default()
 }
@@ -130,6 +130,7 @@ func (s *Server) routes() {
 	if s.cfg.Page != nil {
 		s.mux.Handle("GET /{$}", s.cfg.Page)
 		s.mux.Handle("GET /tickets/{id}", s.cfg.Page)
+		s.mux.Handle("GET /topology", s.cfg.Page)
 		s.mux.Handle("GET /static/", s.cfg.Page)
 	}
 }
