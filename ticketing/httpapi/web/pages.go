@@ -154,6 +154,7 @@ func (h *Handler) serveTopology(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(struct {
-		Mermaid string `json:"mermaid"`
-	}{h.topology().Mermaid()})
+		Mermaid   string `json:"mermaid"`
+		Available bool   `json:"available"` // false: the bus reports no topology (Config.Topology nil)
+	}{h.topology().Mermaid(), h.cfg.Topology != nil})
 }

@@ -14,7 +14,7 @@
 //
 //	GET /                the concerts page
 //	GET /tickets/{id}    a ticket's page
-//	GET /topology        the bus topology as JSON {"mermaid": "graph TD ..."}
+//	GET /topology        the bus topology as JSON {"mermaid": "graph TD ...", "available": true}
 //	GET /static/{name}   the embedded scripts, style sheet and Mermaid
 //
 // Anything else answers 404 (405 for a wrong method) as problem+json.
@@ -45,7 +45,7 @@ type Config struct {
 	Concerts Concerts // required
 	Tickets  Tickets  // required
 	// Topology reports the running bus's topology, e.g. (*eventbus.MemoryBus).Topology.
-	// Nil draws an empty diagram.
+	// Nil: the page says the bus reports none.
 	Topology func() eventbus.Topology
 	Logger   *slog.Logger // nil: slog.Default()
 }

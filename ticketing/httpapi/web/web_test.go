@@ -300,9 +300,15 @@ func TestTopology(t *testing.T) {
 	}
 	res, body := s.get(t, "/topology")
 	wantStatus(t, res, http.StatusOK)
-	var got struct{ Mermaid string }
+	var got struct {
+		Mermaid   string
+		Available bool
+	}
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatal(err)
+	}
+	if !got.Available {
+		t.Error("available is false with a Topology func")
 	}
 	for _, want := range []string{"graph TD", `"ConcertAdded"`, `"concert-service"`, "publishes"} {
 		if !strings.Contains(got.Mermaid, want) {
@@ -313,6 +319,14 @@ func TestTopology(t *testing.T) {
 	_, page := s.get(t, "/")
 	if !strings.Contains(page, "graph TD") {
 		t.Error("the page lacks the topology's Mermaid source")
+	}
+
+	// A bus without a topology (Config.Topology nil) says so.
+	h := web.New(web.Config{Concerts: s.Concerts, Tickets: s.Tickets})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/topology", nil))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"available":false`) {
+		t.Errorf("without Topology: %d %s, want 200 with available false", rec.Code, rec.Body.String())
 	}
 }
 

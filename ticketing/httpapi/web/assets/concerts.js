@@ -348,6 +348,13 @@
     time.textContent = ce.time ? g.formatTime(ce.time) : "";
     const meta = document.createElement("span");
     meta.className = "event-meta";
+    const detail = eventDetail(ce);
+    if (detail) {
+      const d = document.createElement("span");
+      d.className = "event-detail";
+      d.textContent = detail;
+      meta.append(d, " · ");
+    }
     const source = document.createElement("span");
     source.className = "event-source";
     source.textContent = ce.source || "";
@@ -363,6 +370,21 @@
     ol.prepend(li);
     while (ol.children.length > MAX_EVENTS) ol.lastElementChild.remove();
     document.getElementById("events-empty").hidden = true;
+  }
+
+  // eventDetail is a few words on what an event says, from its public data.
+  function eventDetail(ce) {
+    const d = ce.data || {};
+    switch (ce.type) {
+      case "ConcertAdded":
+        return d.name ? `“${d.name}”` : "";
+      case "TicketPurchased":
+        return typeof d.available_tickets === "number" ? `${d.available_tickets} left` : "";
+      case "TicketRejected":
+        return d.reason ? d.reason.replaceAll("_", " ") : "";
+      default:
+        return "";
+    }
   }
 
   function onEvent(msg) {
@@ -423,7 +445,30 @@
         s.src = mermaidURL;
         s.onload = () => {
           const dark = window.matchMedia("(prefers-color-scheme: dark)").matches;
-          window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: dark ? "dark" : "neutral", flowchart: { curve: "basis" } });
+          const css = getComputedStyle(document.documentElement);
+          const v = (name) => css.getPropertyValue(name).trim();
+          window.mermaid.initialize({
+            startOnLoad: false,
+            securityLevel: "strict",
+            theme: "base",
+            themeVariables: {
+              darkMode: dark,
+              fontFamily: v("--font"),
+              fontSize: "15px",
+              background: v("--surface"),
+              primaryColor: v("--accent-soft"),
+              primaryBorderColor: v("--accent"),
+              primaryTextColor: v("--text"),
+              secondaryColor: v("--surface-2"),
+              tertiaryColor: v("--surface-2"),
+              lineColor: v("--muted"),
+              textColor: v("--text"),
+              clusterBkg: v("--surface-2"),
+              clusterBorder: v("--border"),
+              edgeLabelBackground: v("--surface"),
+            },
+            flowchart: { curve: "basis", padding: 12 },
+          });
           resolve(window.mermaid);
         };
         s.onerror = () => reject(new Error("mermaid did not load"));
@@ -443,17 +488,25 @@
     shownTopology = text;
     document.getElementById("topology-source").textContent = text;
     const box = document.getElementById("topology-diagram");
+    const say = (state, msg) => {
+      box.dataset.state = state;
+      box.replaceChildren(Object.assign(document.createElement("p"), { className: "empty", textContent: msg }));
+    };
+    if (res.body.available === false) {
+      say("unavailable", "This bus does not report its topology (the in-memory bus does).");
+      return;
+    }
     if (!/-->/.test(text)) {
-      box.replaceChildren(Object.assign(document.createElement("p"), { className: "empty", textContent: "Nothing published or subscribed yet." }));
+      say("empty", "Nothing published or subscribed yet.");
       return;
     }
     try {
       const mermaid = await loadMermaid();
       const { svg } = await mermaid.render(`topology-svg-${++renders}`, text);
       box.innerHTML = svg; // rendered by Mermaid with securityLevel "strict"
-      box.dataset.rendered = String(renders);
+      box.dataset.state = "drawn";
     } catch (err) {
-      box.replaceChildren(Object.assign(document.createElement("p"), { className: "empty", textContent: `The diagram could not be drawn (${err.message}); its source is below.` }));
+      say("error", `The diagram could not be drawn (${err.message}); its source is below.`);
     }
   }
 
