@@ -10,7 +10,7 @@ import (
 )
 
 // maxGroup bounds how many transactions share one commit.
-const maxGroup = 64
+const maxGroup = 16
 
 // errGroupAborted is what the members of a group get when the group's
 // transaction was lost (SQLite rolled it back on an I/O error, say).
