@@ -179,3 +179,44 @@ func ExampleNew() {
 	// 404 application/problem+json
 	// {"type":"https://gigbus.dev/problems/not-found","title":"Not found","status":404,"detail":"concert \"nope\" not found"}
 }
+
+// TestEventStreamOutlivesServerTimeouts: the server's read and write
+// timeouts are for ordinary requests; a stream extends its deadline per write.
+func TestEventStreamOutlivesServerTimeouts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	bus := eventbus.New()
+	defer bus.Close(ctx)
+	api, err := httpapi.New(httpapi.Config{
+		Concerts:  ticketing.NewConcertService(store),
+		Tickets:   ticketing.NewTicketService(store),
+		Bus:       bus,
+		Heartbeat: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	srv := httptest.NewUnstartedServer(api)
+	srv.Config.ReadTimeout = 50 * time.Millisecond
+	srv.Config.WriteTimeout = 50 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	start := time.Now()
+	for time.Since(start) < 300*time.Millisecond {
+		if !sc.Scan() {
+			t.Fatalf("stream ended after %v (%v), want it to outlive the 50ms server timeouts", time.Since(start), sc.Err())
+		}
+	}
+}
