@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // The browser test drives the web page in a real Chromium against the real
-// server, the way a visitor uses it.
+// server, the way a visitor uses it, on the in-memory bus and on JetStream
+// (an embedded NATS server).
 //
 //	go test ./cmd/ticketd -run Browser -v
 //
@@ -29,19 +31,36 @@ import (
 //	GIGBUS_CHROMIUM=/path        the browser to use (default: chromium, chromium-browser,
 //	                             google-chrome, google-chrome-stable, headless-shell on PATH)
 //	GIGBUS_SCREENSHOT=docs/screenshot.png
-//	                             write a screenshot of the page there once the scenario
-//	                             passed (a relative path is from the module root)
+//	                             write a screenshot of the page (in-memory run) there once
+//	                             the scenario passed (a relative path is from the module root)
 //	GIGBUS_BROWSER_ARTIFACTS=dir where failure screenshots go (default: a new temporary
 //	                             directory, kept and logged)
-//	GIGBUS_BROWSER_ARGS="-nats nats://127.0.0.1:4222"
-//	                             extra flags for "ticketd serve", e.g. to run on JetStream
 //	GIGBUS_BROWSER_URL=http://host:port
 //	                             test a ticketd that is already running (its admin token
 //	                             in TICKETD_ADMIN_TOKEN) instead of starting one
 
 func TestBrowser(t *testing.T) {
 	chromium := browserFind(t)
-	base, token := browserTicketd(t)
+	if u := os.Getenv("GIGBUS_BROWSER_URL"); u != "" {
+		browserScenario(t, chromium, strings.TrimSuffix(u, "/"), os.Getenv("TICKETD_ADMIN_TOKEN"), os.Getenv("GIGBUS_SCREENSHOT"))
+		return
+	}
+	t.Run("memory", func(t *testing.T) {
+		s := startTestServer(t)
+		browserScenario(t, chromium, s.URL, s.Token, os.Getenv("GIGBUS_SCREENSHOT"))
+	})
+	t.Run("nats", func(t *testing.T) {
+		s := startTestServer(t, "-nats", browserNATS(t))
+		browserScenario(t, chromium, s.URL, s.Token, "")
+	})
+}
+
+// browserScenario is what a visitor does: the admin adds a concert, a buyer
+// buys (clicking twice), a second tab buys and the first sees it live, the
+// ticket is cancelled on its page and the seat comes back live, and a bad
+// email gets its message next to the field. It writes a screenshot of the
+// first tab to screenshot, when not empty.
+func browserScenario(t *testing.T, chromium, base, token, screenshot string) {
 	b := newBrowserRun(t, chromium)
 
 	// Two concerts through the API, so the page has a sold-out one and a
@@ -152,8 +171,8 @@ func TestBrowser(t *testing.T) {
 	}
 	b.checkConsole()
 
-	if path := os.Getenv("GIGBUS_SCREENSHOT"); path != "" {
-		b.screenshot(a, browserModulePath(t, path))
+	if screenshot != "" {
+		b.screenshot(a, browserModulePath(t, screenshot))
 	}
 }
 
@@ -376,16 +395,23 @@ func browserFind(t *testing.T) string {
 	return ""
 }
 
-// browserTicketd returns the base URL and admin token of a ticketd: the real
-// program on 127.0.0.1:0 with a temporary database (startTestServer), or
-// the one GIGBUS_BROWSER_URL names.
-func browserTicketd(t *testing.T) (base, token string) {
+// browserNATS starts an embedded NATS server with JetStream for the test
+// and returns its URL.
+func browserNATS(t *testing.T) string {
 	t.Helper()
-	if u := os.Getenv("GIGBUS_BROWSER_URL"); u != "" {
-		return strings.TrimSuffix(u, "/"), os.Getenv("TICKETD_ADMIN_TOKEN")
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-	s := startTestServer(t, strings.Fields(os.Getenv("GIGBUS_BROWSER_ARGS"))...)
-	return s.URL, s.Token
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready within 10s")
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns.ClientURL()
 }
 
 // browserAPI calls the JSON API directly (setup and cross-checks).
