@@ -380,3 +380,79 @@ func TestCloseStopsTheRelay(t *testing.T) {
 	}
 	r.Notify() // must not block or panic
 }
+
+// The in-memory bus loses what it accepted when the process dies: a relay
+// started with Redeliver publishes the last events again, and a consumer
+// with an inbox applies them once.
+func TestRedeliverReplaysWhatABusLostInACrash(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "o.db")
+	db := openDB(t, path)
+	o := newOutbox(t, db)
+
+	// Process 1: the relay publishes, the bus accepts, the process dies
+	// before any handler ran (its handler blocks until then).
+	bus1 := eventbus.New(eventbus.WithLogger(nil))
+	block := make(chan struct{})
+	started := make(chan struct{}, 10)
+	bus1.Subscribe("T", func(ctx context.Context, e eventbus.Event) error {
+		started <- struct{}{}
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+		return ctx.Err()
+	}, eventbus.MaxAttempts(1))
+	r1 := startRelay(t, o, bus1)
+	appendTx(t, db, o, eventbus.Event{ID: "old", Type: "T"})
+	if _, err := r1.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	r1.Close(t.Context())
+	crashed, cancel := context.WithCancel(context.Background())
+	cancel()
+	bus1.Close(crashed) // gives up at once: the event is lost
+	close(block)
+	if n, _ := o.Pending(t.Context()); n != 0 {
+		t.Fatalf("Pending = %d, want 0 (the lost event was marked sent)", n)
+	}
+
+	// Process 2 redelivers it.
+	bus2 := newBus(t)
+	var rec recorder
+	subscribe(t, bus2, rec.handle)
+	r2 := startRelay(t, o, bus2, outbox.Redeliver(time.Minute))
+	settle(t, r2, bus2)
+	if got := rec.ids(); len(got) != 1 || got[0] != "old" {
+		t.Fatalf("after restart got %v, want [old]", got)
+	}
+}
+
+func TestRedeliverWindowEndsAtTheNewestSentEvent(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	db := openDB(t, filepath.Join(t.TempDir(), "o.db"))
+	o := newOutbox(t, db, outbox.WithClock(clock))
+	bus := newBus(t)
+	r := startRelay(t, o, bus)
+	appendTx(t, db, o, eventbus.Event{ID: "early", Type: "T"})
+	settle(t, r, bus)
+	advance(time.Hour)
+	appendTx(t, db, o, eventbus.Event{ID: "late", Type: "T"})
+	settle(t, r, bus)
+	r.Close(t.Context())
+	advance(24 * time.Hour) // a long downtime does not matter
+
+	bus2 := newBus(t)
+	var rec recorder
+	subscribe(t, bus2, rec.handle)
+	r2 := startRelay(t, o, bus2, outbox.Redeliver(time.Minute))
+	settle(t, r2, bus2)
+	if got := rec.ids(); len(got) != 1 || got[0] != "late" {
+		t.Fatalf("redelivered %v, want [late]", got)
+	}
+}

@@ -41,6 +41,7 @@ type relayConfig struct {
 	retention      time.Duration
 	inboxRetention time.Duration
 	pruneEvery     time.Duration
+	redeliver      time.Duration
 	logger         *slog.Logger
 }
 
@@ -62,6 +63,16 @@ func Retention(outbox, inbox time.Duration) RelayOption {
 
 // PruneInterval sets how often the relay prunes (default DefaultPruneInterval).
 func PruneInterval(d time.Duration) RelayOption { return func(c *relayConfig) { c.pruneEvery = d } }
+
+// Redeliver makes a starting relay publish again the events it had sent
+// during the last window of activity before it stopped (window ending at
+// the newest sent event). A transport that loses what it had accepted when
+// the process dies, such as the in-memory bus, needs it: those events were
+// marked sent but may never have been handled. Consumers skip what they
+// already applied (the inbox), so the cost is the replay. Default 0 (off).
+func Redeliver(window time.Duration) RelayOption {
+	return func(c *relayConfig) { c.redeliver = window }
+}
 
 // RelayLogger sets the relay's logger (default slog.Default()).
 func RelayLogger(l *slog.Logger) RelayOption { return func(c *relayConfig) { c.logger = l } }
@@ -111,6 +122,14 @@ func (o *Outbox) StartRelay(bus Publisher, opts ...RelayOption) (*Relay, error) 
 			return nil, fmt.Errorf("outbox: prepare: %w", err)
 		}
 		r.mark = s
+	}
+	if cfg.redeliver > 0 {
+		if err := o.unsend(context.Background(), cfg.redeliver); err != nil {
+			if r.mark != nil {
+				r.mark.Close()
+			}
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -271,6 +290,20 @@ func (r *Relay) markSent(ctx context.Context, seqs []int64) error {
 	}
 	if err != nil {
 		return fmt.Errorf("outbox: relay: mark sent: %w", err)
+	}
+	return nil
+}
+
+// unsend marks unsent again the events sent in the last window before the
+// newest sent one.
+func (o *Outbox) unsend(ctx context.Context, window time.Duration) error {
+	err := o.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, o.d.rebind(`UPDATE outbox SET published_at = NULL
+WHERE published_at >= (SELECT MAX(published_at) FROM outbox WHERE published_at IS NOT NULL) - ?`), window.Nanoseconds())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: redeliver: %w", err)
 	}
 	return nil
 }

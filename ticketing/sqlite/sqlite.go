@@ -80,7 +80,14 @@ func WithGroupCommit(on bool) Option { return func(c *config) { c.group = on } }
 // WithReaders sets the size of the read-only pool (default max(4, 2×GOMAXPROCS)).
 func WithReaders(n int) Option { return func(c *config) { c.readers = max(n, 1) } }
 
-// WithRelayOptions sets the options of the relay StartRelay starts.
+// DefaultRedeliver is the relay's default outbox.Redeliver window: at start
+// it publishes again what it sent in the last 10 seconds of activity before
+// the previous stop, since the in-memory bus loses what it held when the
+// process dies. Handlers skip what they applied (the inbox).
+const DefaultRedeliver = 10 * time.Second
+
+// WithRelayOptions sets the options of the relay StartRelay starts (after
+// the defaults: outbox.Redeliver(DefaultRedeliver)).
 func WithRelayOptions(opts ...outbox.RelayOption) Option {
 	return func(c *config) { c.relayOpts = append(c.relayOpts, opts...) }
 }
@@ -262,7 +269,8 @@ func (s *Store) View(ctx context.Context, fn func(tx ticketing.ReadTx) error) er
 // Update notifies it after each commit that appended events. One relay at a
 // time: close it before starting another.
 func (s *Store) StartRelay(bus eventbus.Bus) (ticketing.Relay, error) {
-	r, err := s.ob.StartRelay(bus, s.cfg.relayOpts...)
+	opts := append([]outbox.RelayOption{outbox.Redeliver(DefaultRedeliver)}, s.cfg.relayOpts...)
+	r, err := s.ob.StartRelay(bus, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gigbus/gigbus/eventbus"
 	"github.com/gigbus/gigbus/eventbus/outbox"
 	"github.com/gigbus/gigbus/ticketing"
 	"github.com/gigbus/gigbus/ticketing/sqlite"
@@ -115,5 +116,48 @@ func TestIdempotencyLeaseExpires(t *testing.T) {
 	now = now.Add(time.Hour)
 	if r, _ := s.Reserve(ctx, "s", "k", "fp2"); r == nil || !r.Done || r.Fingerprint != "fp2" {
 		t.Fatalf("completed record = %+v, want done with fp2 (a completed key never expires by lease)", r)
+	}
+}
+
+// A process commits a purchase, its relay hands TicketRequested to the
+// in-memory bus, and the process dies before any handler ran. The next
+// start redelivers it (sqlite.DefaultRedeliver) and the saga completes.
+func TestRestartRedeliversWhatTheBusLost(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "t.db")
+	s1, err := sqlite.Open(t.Context(), path, sqlite.WithRelayOptions(outbox.RelayLogger(nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ticketing.NewConcertService(s1).AddConcert(t.Context(), ticketing.NewConcert{
+		Name: "Rock Festival", Venue: "Central Park", Date: time.Now().AddDate(0, 1, 0), TotalTickets: 3, Currency: "EUR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := ticketing.NewTicketService(s1).PurchaseTicket(t.Context(), c.ID, ticketing.NewTicket{CustomerName: "Ada", CustomerEmail: "ada@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := eventbus.New(eventbus.WithLogger(nil)) // no handlers yet: what it accepts dies with it
+	relay, err := s1.StartRelay(lost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := relay.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	relay.Close(t.Context())
+	lost.Close(t.Context())
+	s1.Close()
+
+	s2 := open(t, path)
+	sys := storetest.StartSystem(t, s2, nil)
+	storetest.Settle(t, sys)
+	got, err := sys.Tickets.GetTicket(t.Context(), tk.ID)
+	if err != nil || got.Status != ticketing.StatusConfirmed {
+		t.Fatalf("ticket after restart = %+v, %v; want confirmed", got, err)
+	}
+	if c, _ := sys.Concerts.GetConcert(t.Context(), c.ID); c.AvailableTickets != 2 {
+		t.Fatalf("available = %d, want 2", c.AvailableTickets)
 	}
 }
