@@ -51,7 +51,11 @@ type Bus struct {
 	mu    sync.Mutex
 	state int // open, closing or closed
 	subs  map[*subscription]struct{}
-	names map[string]int // generated-name counters
+	// retiring are unsubscribed subscriptions whose workers have not all
+	// exited yet (Unsubscribe called from their own handler): Flush and
+	// Close still wait for them.
+	retiring map[*subscription]struct{}
+	names    map[string]int // generated-name counters
 }
 
 const (
@@ -88,10 +92,11 @@ func New(ctx context.Context, nc *nats.Conn, stream string, opts ...eventbus.Opt
 	}
 	b := &Bus{
 		nc: nc, js: js, stream: s, name: stream, dlq: stream + "_DLQ",
-		cfg:     eventbus.NewConfig(opts...),
-		closing: make(chan struct{}),
-		subs:    make(map[*subscription]struct{}),
-		names:   make(map[string]int),
+		cfg:      eventbus.NewConfig(opts...),
+		closing:  make(chan struct{}),
+		subs:     make(map[*subscription]struct{}),
+		retiring: make(map[*subscription]struct{}),
+		names:    make(map[string]int),
 	}
 	b.life, b.kill = context.WithCancel(context.Background())
 	b.hbase = context.WithValue(b.life, inHandlerKey{}, b)
@@ -223,7 +228,18 @@ func (b *Bus) Flush(ctx context.Context) error {
 	if b.inHandler(ctx) {
 		return fmt.Errorf("natsbus: Flush: %w", eventbus.ErrInHandler)
 	}
-	return b.waitIdle(ctx, func() (check, local []*subscription) { return b.active(), nil })
+	return b.waitIdle(ctx, func() (check, local []*subscription) { return b.active(), b.retired() })
+}
+
+// retired returns the unsubscribed subscriptions whose workers still run.
+func (b *Bus) retired() []*subscription {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	subs := make([]*subscription, 0, len(b.retiring))
+	for s := range b.retiring {
+		subs = append(subs, s)
+	}
+	return subs
 }
 
 // active returns the bus's current subscriptions.
@@ -242,14 +258,20 @@ func (b *Bus) active() []*subscription {
 func (b *Bus) waitIdle(ctx context.Context, subs func() (check, local []*subscription)) error {
 	delay := 500 * time.Microsecond
 	var t *time.Timer
+	busy := ""
 	for {
 		check, local := subs()
-		ok, err := b.idle(ctx, check, local)
+		ok, why, err := b.idle(ctx, check, local)
 		if ok {
 			return nil
 		}
+		if why != "" {
+			busy = why
+		} else if err != nil {
+			busy = err.Error()
+		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("natsbus: waiting until idle: %w", ctx.Err())
+			return fmt.Errorf("natsbus: waiting until idle (last seen busy: %s): %w", busy, ctx.Err())
 		}
 		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, nats.ErrDisconnected) &&
 			!errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, context.DeadlineExceeded) {
@@ -264,7 +286,7 @@ func (b *Bus) waitIdle(ctx context.Context, subs func() (check, local []*subscri
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return fmt.Errorf("natsbus: waiting until idle: %w", ctx.Err())
+			return fmt.Errorf("natsbus: waiting until idle (last seen busy: %s): %w", busy, ctx.Err())
 		}
 		delay = min(delay*2, 20*time.Millisecond)
 	}
@@ -278,23 +300,23 @@ func (b *Bus) waitIdle(ctx context.Context, subs func() (check, local []*subscri
 // the stream's last sequence must not move while checking: a handler
 // publishes before it acks, so an event it published is seen either in the
 // last sequence read first, or as a move of it.
-func (b *Bus) idle(ctx context.Context, check, local []*subscription) (bool, error) {
+func (b *Bus) idle(ctx context.Context, check, local []*subscription) (bool, string, error) {
 	for _, s := range local {
-		if s.inflight.Load() > 0 {
-			return false, nil
+		if n := s.inflight.Load(); n > 0 {
+			return false, fmt.Sprintf("%s holds %d events", s.name, n), nil
 		}
 	}
 	for _, s := range check {
-		if s.inflight.Load() > 0 {
-			return false, nil
+		if n := s.inflight.Load(); n > 0 {
+			return false, fmt.Sprintf("%s holds %d events", s.name, n), nil
 		}
 	}
 	if len(check) == 0 {
-		return true, nil
+		return true, "", nil
 	}
 	last, err := b.lastSeq(ctx)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	lastFor := map[string]uint64{}
 	for _, s := range check {
@@ -303,14 +325,14 @@ func (b *Bus) idle(ctx context.Context, check, local []*subscription) (bool, err
 			if s.isGone() {
 				continue
 			}
-			return false, err
+			return false, "", err
 		}
 		if ci.NumAckPending > 0 || ci.NumPending > 0 {
-			return false, nil
+			return false, fmt.Sprintf("consumer %s: %d pending, %d ack pending", s.consumer, ci.NumPending, ci.NumAckPending), nil
 		}
 		if floor := ci.AckFloor.Stream; floor < last {
 			if s.all {
-				return false, nil
+				return false, fmt.Sprintf("consumer %s: ack floor %d, last %d", s.consumer, floor, last), nil
 			}
 			l, ok := lastFor[s.filter]
 			if !ok {
@@ -318,25 +340,25 @@ func (b *Bus) idle(ctx context.Context, check, local []*subscription) (bool, err
 				switch {
 				case errors.Is(err, jetstream.ErrMsgNotFound):
 				case err != nil:
-					return false, err
+					return false, "", err
 				default:
 					l = m.Sequence
 				}
 				lastFor[s.filter] = l
 			}
 			if l > floor {
-				return false, nil
+				return false, fmt.Sprintf("consumer %s: ack floor %d, last for its filter %d", s.consumer, floor, l), nil
 			}
 		}
-		if s.inflight.Load() > 0 {
-			return false, nil
+		if n := s.inflight.Load(); n > 0 {
+			return false, fmt.Sprintf("%s holds %d events", s.name, n), nil
 		}
 	}
 	again, err := b.lastSeq(ctx)
 	if err != nil || again != last {
-		return false, err
+		return false, "the stream grew", err
 	}
-	return true, nil
+	return true, "", nil
 }
 
 func (b *Bus) lastSeq(ctx context.Context) (uint64, error) {
@@ -413,7 +435,9 @@ func (b *Bus) drain(ctx context.Context) error {
 	}
 	// Plain subscriptions: handle everything stored for them, while the
 	// durable ones finish what they hold (and may publish more).
-	if err := b.waitIdle(ctx, func() (check, local []*subscription) { return b.live(plain), durable }); err != nil {
+	if err := b.waitIdle(ctx, func() (check, local []*subscription) {
+		return b.live(plain), append(b.retired(), durable...)
+	}); err != nil {
 		return err
 	}
 	for _, s := range plain {
@@ -426,6 +450,11 @@ func (b *Bus) drain(ctx context.Context) error {
 	}
 	for _, s := range append(durable, plain...) {
 		if err := s.finish(ctx); err != nil {
+			return err
+		}
+	}
+	for _, s := range b.retired() {
+		if err := s.wait(ctx); err != nil {
 			return err
 		}
 	}

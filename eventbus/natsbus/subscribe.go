@@ -131,8 +131,13 @@ func (b *Bus) Subscribe(eventType string, h eventbus.Handler, opts ...eventbus.S
 	}
 	go s.keep()
 
+	// The consumer's MaxAckPending (QueueSize) is what bounds the events this
+	// instance holds; pull batches are no smaller than 64, since nats.go's
+	// Consume can miss a re-pull with tiny batches (its heartbeat check then
+	// recovers, hence a short heartbeat).
 	s.cc, err = s.cons.Consume(s.dispatch,
-		jetstream.PullMaxMessages(cfg.QueueSize),
+		jetstream.PullMaxMessages(max(cfg.QueueSize, 64)),
+		jetstream.PullHeartbeat(2*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			b.cfg.Logger.Debug("natsbus: consuming", "subscription", s.name, "consumer", s.consumer, "err", err)
 		}))
@@ -233,6 +238,9 @@ func (s *subscription) work(i int) {
 		close(s.wdone[i])
 		if s.running.Add(-1) == 0 {
 			close(s.allDone)
+			s.b.mu.Lock()
+			delete(s.b.retiring, s)
+			s.b.mu.Unlock()
 		}
 	}()
 	s.mu.Lock()
@@ -458,15 +466,23 @@ func (s *subscription) finish(ctx context.Context) error {
 			}
 		}
 	})
+	if err := s.wait(ctx); err != nil {
+		return err
+	}
+	if !s.isGone() {
+		s.deleteConsumer(ctx)
+	}
+	return nil
+}
+
+// wait waits until the workers and the keeper exited.
+func (s *subscription) wait(ctx context.Context) error {
 	for _, c := range []chan struct{}{s.allDone, s.keeperDone} {
 		select {
 		case <-c:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
-	if !s.isGone() {
-		s.deleteConsumer(ctx)
 	}
 	return nil
 }
@@ -491,6 +507,9 @@ func (s *subscription) Unsubscribe() error {
 		s.gone.Store(true)
 		s.b.mu.Lock()
 		delete(s.b.subs, s)
+		if s.running.Load() > 0 {
+			s.b.retiring[s] = struct{}{}
+		}
 		s.b.mu.Unlock()
 		s.closeStop()
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
