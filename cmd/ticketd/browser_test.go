@@ -128,8 +128,8 @@ func browserScenario(t *testing.T, chromium, base, token, screenshot string) {
 		browserWait(`document.querySelector("#live-status").dataset.state === "on"`),
 		remaining(2),
 		chromedp.SendKeys(chromedp.CSS(card+` input[name="customer_name"]`), "Grace Hopper"),
-		chromedp.SendKeys(chromedp.CSS(card+` input[name="customer_email"]`), "grace@example.com"),
-		chromedp.Click(chromedp.CSS(card+" .buy-button")),
+		// By keyboard this time: Enter in the email field submits.
+		chromedp.SendKeys(chromedp.CSS(card+` input[name="customer_email"]`), "grace@example.com\n"),
 		browserWait(`document.querySelector(`+browserJS(card+" .outcome")+`).classList.contains("outcome-ok")`),
 	)
 	b.step(a, "the first tab sees the second tab's purchase live", remaining(1),
@@ -147,6 +147,12 @@ func browserScenario(t *testing.T, chromium, base, token, screenshot string) {
 		browserWait(`document.querySelector("#cancel-form .outcome").classList.contains("outcome-ok") && document.querySelector("#cancel-button").disabled`),
 	)
 	b.step(a, "the first tab sees the seat come back", remaining(2))
+	b.step(c, "on a phone-sized screen nothing overflows sideways",
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(base+"/"),
+		browserWait(`document.querySelector("#live-status").dataset.state === "on"`),
+		browserWait(`document.documentElement.scrollWidth <= window.innerWidth`),
+	)
 
 	emailInput := card + ` input[name="customer_email"]`
 	b.step(bt, "a bad email shows an error next to the email field",
