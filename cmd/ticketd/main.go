@@ -22,6 +22,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -268,6 +269,10 @@ func newToken() string {
 // servePprof serves the runtime profiles on their own listener, so they are
 // never exposed on the public address.
 func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
+	// Sample contention too: where goroutines wait is what limits a
+	// pipeline that does not fill the CPUs.
+	runtime.SetMutexProfileFraction(100)
+	runtime.SetBlockProfileRate(int(100 * time.Microsecond))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
