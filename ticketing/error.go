@@ -16,7 +16,9 @@ const (
 )
 
 // Error is the one error type of the ticketing services. Messages are safe to
-// show to the caller.
+// show to the caller. An HTTP layer maps the codes in one place, e.g.
+// EINVALID 422 (with Fields), ENOTFOUND 404, ECONFLICT and ESOLDOUT 409,
+// anything else 500 (with a generic message: see ErrorMessage).
 type Error struct {
 	Code    string
 	Message string

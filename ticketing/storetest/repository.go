@@ -187,7 +187,10 @@ func testRepository(t *testing.T, newStore NewStore) {
 						return err
 					}
 					switch i % 3 {
-					case 1:
+					case 1: // a failing statement, then the closure fails
+						if err := tx.CreateConcert(context.Background(), testConcert(id, 1)); ticketing.ErrorCode(err) != ticketing.ECONFLICT {
+							t.Errorf("duplicate CreateConcert = %v, want ECONFLICT", err)
+						}
 						return errRollback
 					case 2:
 						panic("boom")
