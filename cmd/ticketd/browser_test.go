@@ -338,7 +338,11 @@ func (b *browserRun) screenshot(tab context.Context, path string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(tab, 10*time.Second)
 	defer cancel()
-	err := chromedp.Do(ctx, browserDo(`(document.activeElement && document.activeElement.blur(), window.scrollTo(0, 0))`))
+	// A wide laptop screen: three concerts a row keeps the picture short.
+	err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(1440, 900),
+		browserDo(`(document.activeElement && document.activeElement.blur(), window.scrollTo(0, 0))`),
+	)
 	if err == nil {
 		var img []byte
 		img, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
