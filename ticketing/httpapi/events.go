@@ -46,6 +46,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 
 	write := func(b []byte) bool {
+		if len(b) == 0 { // an event that could not be rendered
+			return true
+		}
 		if err := rc.SetWriteDeadline(time.Now().Add(s.cfg.SSEWriteTimeout)); err != nil && err != http.ErrNotSupported {
 			return false
 		}
@@ -53,12 +56,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return err == nil
 	}
 	flush := func() bool { return rc.Flush() == nil }
-	pick := func(m *message) []byte {
-		if admin {
-			return m.full
-		}
-		return m.public
-	}
+	pick := func(m *message) []byte { return m.frame(admin) }
 
 	// The retry hint and the backlog go out with the headers, at once.
 	if !write([]byte("retry: 2000\n\n")) {

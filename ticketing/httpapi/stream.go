@@ -38,9 +38,13 @@ type stream struct {
 	closed  bool
 }
 
-// message is one event, framed for the wire in both renderings.
+// message is one event of the stream, rendered for the wire on first use.
 type message struct {
-	id     uint64
+	id    uint64
+	event eventbus.Event
+	log   *slog.Logger
+
+	once   sync.Once
 	full   []byte // "id: ...\nevent: ...\ndata: {...}\n\n"
 	public []byte
 }
@@ -70,24 +74,17 @@ func newStream(bus eventbus.Bus, ringSize, clientBuf int, log *slog.Logger, onDr
 	return st, nil
 }
 
-// handle runs on the bus for every event. It never blocks on a client.
+// handle runs on the bus for every event. It never blocks on a client,
+// and does no encoding: a message is rendered when a client first needs it,
+// so the stream costs the bus next to nothing while nobody watches.
 func (st *stream) handle(ctx context.Context, e eventbus.Event) error {
-	full, public, err := encodeCloudEvents(e)
-	if err != nil {
-		// A payload that cannot be rendered is skipped, not retried: it
-		// will not render better next time.
-		st.log.WarnContext(ctx, "httpapi: event not streamable", "type", e.Type, "id", e.ID, "err", err)
-		return nil
-	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed {
 		return nil
 	}
-	m := &message{id: st.nextID}
+	m := &message{id: st.nextID, event: e, log: st.log}
 	st.nextID++
-	m.full = frame(m.id, e.Type, full)
-	m.public = frame(m.id, e.Type, public)
 	st.push(m)
 	for c := range st.clients {
 		select {
@@ -102,7 +99,25 @@ func (st *stream) handle(ctx context.Context, e eventbus.Event) error {
 	return nil
 }
 
-func frame(id uint64, eventType string, data []byte) []byte {
+// frame returns m as an SSE message, in full or for the public stream;
+// nil when its event cannot be rendered (it is skipped, and logged once).
+func (m *message) frame(full bool) []byte {
+	m.once.Do(func() {
+		f, p, err := encodeCloudEvents(m.event)
+		if err != nil {
+			m.log.Warn("httpapi: event not streamable", "type", m.event.Type, "id", m.event.ID, "err", err)
+			return
+		}
+		m.full = sseFrame(m.id, m.event.Type, f)
+		m.public = sseFrame(m.id, m.event.Type, p)
+	})
+	if full {
+		return m.full
+	}
+	return m.public
+}
+
+func sseFrame(id uint64, eventType string, data []byte) []byte {
 	b := make([]byte, 0, len(data)+len(eventType)+40)
 	b = append(b, "id: "...)
 	b = strconv.AppendUint(b, id, 10)
