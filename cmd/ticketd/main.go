@@ -152,6 +152,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
+	purgeCtx, stopPurge := context.WithCancel(ctx)
+	purgeDone := make(chan struct{})
+	go func() {
+		defer close(purgeDone)
+		purgeIdempotencyKeys(purgeCtx, store, logger)
+	}()
+	defer func() { stopPurge(); <-purgeDone }() // before the store closes
+
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		api.Close()
@@ -251,6 +259,30 @@ func openBus(ctx context.Context, natsURL, stream string, logger *slog.Logger, m
 		return err
 	}
 	return bus, nil, closeBus, nil
+}
+
+// idempotencyKeyTTL is how long an Idempotency-Key answer is kept at least
+// (DESIGN.md: 24 hours); keys are purged hourly once they are older.
+const idempotencyKeyTTL = 24 * time.Hour
+
+// purgeIdempotencyKeys deletes expired idempotency keys every hour until
+// ctx ends.
+func purgeIdempotencyKeys(ctx context.Context, store ticketing.IdempotencyStore, logger *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := store.Purge(ctx, time.Now().Add(-idempotencyKeyTTL))
+		if err != nil && ctx.Err() == nil {
+			logger.Warn("purge idempotency keys", "err", err)
+		} else if n > 0 {
+			logger.Info("purged idempotency keys", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func busName(natsURL string) string {
