@@ -189,10 +189,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 
+	var errs []error
 	select {
 	case <-ctx.Done():
-	case err := <-serveErr:
-		logger.Error("http server stopped", "err", err)
+	case err := <-serveErr: // the listener failed: shut down, and say so
+		errs = append(errs, fmt.Errorf("http server: %w", err))
 	}
 
 	// Graceful shutdown, in dependency order, within one budget: end the
@@ -202,7 +203,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fmt.Fprintln(stdout, "ticketd: shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownBudget)
 	defer cancel()
-	var errs []error
 	errs = append(errs, api.Close())
 	if err := srv.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
