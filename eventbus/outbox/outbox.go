@@ -56,6 +56,7 @@ type Outbox struct {
 	write  func(ctx context.Context, fn func(tx *sql.Tx) error) error
 
 	insert, inbox, processed, batch *sql.Stmt
+	batchAfter                      *sql.Stmt // serial dialects: unsent rows after a seq
 }
 
 // Option configures an Outbox.
@@ -100,6 +101,7 @@ func New(ctx context.Context, d Dialect, db *sql.DB, opts ...Option) (*Outbox, e
 		{o.w, &o.inbox, `INSERT INTO inbox (subscription, event_id, processed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`},
 		{o.r, &o.processed, `SELECT 1 FROM inbox WHERE subscription = ? AND event_id = ?`},
 		{o.r, &o.batch, `SELECT seq, id, type, source, subject, time_ns, data, meta FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?`},
+		{o.r, &o.batchAfter, `SELECT seq, id, type, source, subject, time_ns, data, meta FROM outbox WHERE published_at IS NULL AND seq > ? ORDER BY seq LIMIT ?`},
 	} {
 		s, err := p.db.PrepareContext(ctx, d.rebind(p.q))
 		if err != nil {
@@ -126,7 +128,7 @@ func (o *Outbox) defaultWrite(ctx context.Context, fn func(tx *sql.Tx) error) er
 // Close releases the prepared statements. It does not close the databases.
 func (o *Outbox) Close() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{o.insert, o.inbox, o.processed, o.batch} {
+	for _, s := range []*sql.Stmt{o.insert, o.inbox, o.processed, o.batch, o.batchAfter} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

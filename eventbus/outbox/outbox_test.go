@@ -456,3 +456,32 @@ func TestRedeliverWindowEndsAtTheNewestSentEvent(t *testing.T) {
 		t.Fatalf("redelivered %v, want [late]", got)
 	}
 }
+
+// Pruning everything old keeps the newest row, so SQLite's next seq stays
+// above the last one the running relay published, and the relay sees it.
+func TestRelayPublishesAfterPruningEverything(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	db := openDB(t, filepath.Join(t.TempDir(), "o.db"))
+	o := newOutbox(t, db, outbox.WithClock(clock))
+	bus := newBus(t)
+	var rec recorder
+	subscribe(t, bus, rec.handle)
+	r := startRelay(t, o, bus, outbox.PruneInterval(0))
+	appendTx(t, db, o, eventbus.Event{ID: "a", Type: "T"}, eventbus.Event{ID: "b", Type: "T"})
+	settle(t, r, bus)
+	mu.Lock()
+	now = now.Add(48 * time.Hour)
+	mu.Unlock()
+	if n, _, err := o.Prune(t.Context(), clock(), clock()); n != 1 || err != nil {
+		t.Fatalf("Prune = %d, %v; want 1 (the newest row is kept)", n, err)
+	}
+	appendTx(t, db, o, eventbus.Event{ID: "c", Type: "T"})
+	r.Notify()
+	settle(t, r, bus)
+	if got := rec.ids(); len(got) != 3 || got[2] != "c" {
+		t.Fatalf("published %v, want [a b c]", got)
+	}
+}

@@ -82,6 +82,12 @@ func RelayLogger(l *slog.Logger) RelayOption { return func(c *relayConfig) { c.l
 // it, so a crash in between publishes it again (consumers dedupe with the
 // inbox). It wakes on Notify, and polls as a fallback. Run one relay per
 // database. Its methods are safe for concurrent use.
+//
+// On a serial dialect (SQLite) the relay does not wait for a batch's mark
+// to commit before reading the next one: it remembers the last seq it
+// published and marks in the background, since a write transaction may
+// wait for the store's other writers. On PostgreSQL a lower seq may commit
+// after a higher one, so each batch is marked by its seqs before the next.
 type Relay struct {
 	o         *Outbox
 	bus       Publisher
@@ -93,7 +99,15 @@ type Relay struct {
 	done      chan struct{}
 	cancel    context.CancelFunc
 	published atomic.Uint64
-	mark      *sql.Stmt // serial dialects: mark a seq range sent
+	mark      *sql.Stmt // serial dialects: mark sent up to a seq
+
+	after      int64        // serial: the last seq published (run's goroutine only)
+	toMark     atomic.Int64 // serial: marks wanted up to this seq
+	markWake   chan struct{}
+	markMu     sync.Mutex // serialises marks
+	marked     int64      // marked sent up to this seq (guarded by markMu)
+	markerStop chan struct{}
+	markerDone chan struct{}
 }
 
 // StartRelay starts a relay publishing o's outbox to bus. Close it to stop.
@@ -115,9 +129,13 @@ func (o *Outbox) StartRelay(bus Publisher, opts ...RelayOption) (*Relay, error) 
 		flush: make(chan chan error),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
+
+		markWake:   make(chan struct{}, 1),
+		markerStop: make(chan struct{}),
+		markerDone: make(chan struct{}),
 	}
 	if o.d.serial {
-		s, err := o.w.Prepare(o.d.rebind(`UPDATE outbox SET published_at = ? WHERE seq BETWEEN ? AND ? AND published_at IS NULL`))
+		s, err := o.w.Prepare(o.d.rebind(`UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND seq <= ?`))
 		if err != nil {
 			return nil, fmt.Errorf("outbox: prepare: %w", err)
 		}
@@ -133,6 +151,7 @@ func (o *Outbox) StartRelay(bus Publisher, opts ...RelayOption) (*Relay, error) 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
+	go r.marker(ctx)
 	go r.run(ctx)
 	return r, nil
 }
@@ -149,7 +168,7 @@ func (r *Relay) Notify() {
 func (r *Relay) Published() uint64 { return r.published.Load() }
 
 // Flush returns once every event committed before the call has been
-// published, with the count Published returns then. It returns the error
+// published and marked sent, with the count Published returns then. It returns the error
 // that stopped publishing, ctx's error, or ErrRelayClosed.
 func (r *Relay) Flush(ctx context.Context) (uint64, error) {
 	ch := make(chan error, 1)
@@ -187,9 +206,13 @@ func (r *Relay) Close(ctx context.Context) error {
 func (r *Relay) run(ctx context.Context) {
 	defer close(r.done)
 	defer r.cancel()
-	if r.mark != nil {
-		defer r.mark.Close()
-	}
+	defer func() {
+		close(r.markerStop)
+		<-r.markerDone
+		if r.mark != nil {
+			r.mark.Close()
+		}
+	}()
 	poll := time.NewTicker(r.cfg.poll)
 	defer poll.Stop()
 	nextPrune := time.Now()
@@ -206,7 +229,11 @@ func (r *Relay) run(ctx context.Context) {
 			reply(ErrRelayClosed)
 			return
 		case <-r.stop:
-			reply(r.drain(ctx))
+			err := r.drain(ctx)
+			if err == nil {
+				err = r.markUpTo(ctx, r.after)
+			}
+			reply(err)
 			return
 		case <-r.wake:
 		case <-poll.C:
@@ -214,6 +241,9 @@ func (r *Relay) run(ctx context.Context) {
 			flushes = append(flushes, f)
 		}
 		err := r.drain(ctx)
+		if err == nil && len(flushes) > 0 {
+			err = r.markUpTo(ctx, r.after)
+		}
 		reply(err)
 		if err != nil && ctx.Err() == nil {
 			r.cfg.logger.Error("outbox: relay: publish failed; retrying", "err", err)
@@ -252,42 +282,87 @@ func (r *Relay) drain(ctx context.Context) error {
 }
 
 func (r *Relay) publishBatch(ctx context.Context) (int, error) {
-	events, seqs, err := r.o.unsent(ctx, r.cfg.batch)
+	events, seqs, err := r.o.unsent(ctx, r.cfg.batch, r.after, r.mark != nil)
 	if err != nil || len(events) == 0 {
 		return 0, err
 	}
 	if err := r.bus.Publish(ctx, events...); err != nil {
 		return 0, fmt.Errorf("outbox: relay: publish: %w", err)
 	}
-	if err := r.markSent(ctx, seqs); err != nil {
+	if r.mark != nil {
+		r.after = seqs[len(seqs)-1]
+		r.toMark.Store(r.after)
+		select {
+		case r.markWake <- struct{}{}:
+		default:
+		}
+	} else if err := r.markSeqs(ctx, seqs); err != nil {
 		return 0, err
 	}
 	r.published.Add(uint64(len(events)))
 	return len(events), nil
 }
 
-// markSent marks a batch sent with one UPDATE.
-func (r *Relay) markSent(ctx context.Context, seqs []int64) error {
-	now := r.o.now().UnixNano()
-	var err error
-	if r.mark != nil {
-		// Rows commit in seq order, so every unsent row in the range is in the batch.
-		err = r.o.write(ctx, func(tx *sql.Tx) error {
-			_, err := tx.StmtContext(ctx, r.mark).ExecContext(ctx, now, seqs[0], seqs[len(seqs)-1])
-			return err
-		})
-	} else {
-		args := make([]any, 0, len(seqs)+1)
-		args = append(args, now)
-		for _, s := range seqs {
-			args = append(args, s)
+// marker marks published batches sent in the background (serial dialects),
+// one UPDATE for whatever was published since the last one.
+func (r *Relay) marker(ctx context.Context) {
+	defer close(r.markerDone)
+	for {
+		select {
+		case <-r.markerStop:
+			return
+		case <-r.markWake:
 		}
-		q := `UPDATE outbox SET published_at = ? WHERE seq IN (?` + strings.Repeat(", ?", len(seqs)-1) + `)`
-		err = r.o.write(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, r.o.d.rebind(q), args...)
-			return err
-		})
+		if err := r.markUpTo(ctx, r.toMark.Load()); err != nil && ctx.Err() == nil {
+			r.cfg.logger.Error("outbox: relay: mark sent failed; retrying", "err", err)
+			t := time.NewTimer(200 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-r.markerStop:
+			}
+			t.Stop()
+			select {
+			case r.markWake <- struct{}{}:
+			default:
+			}
+		}
 	}
+}
+
+// markUpTo marks every unsent row up to seq hi sent (serial dialects).
+func (r *Relay) markUpTo(ctx context.Context, hi int64) error {
+	if r.mark == nil {
+		return nil
+	}
+	r.markMu.Lock()
+	defer r.markMu.Unlock()
+	if hi <= r.marked {
+		return nil
+	}
+	now := r.o.now().UnixNano()
+	err := r.o.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.StmtContext(ctx, r.mark).ExecContext(ctx, now, hi)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: relay: mark sent: %w", err)
+	}
+	r.marked = hi
+	return nil
+}
+
+// markSeqs marks a batch sent by its seqs, with one UPDATE.
+func (r *Relay) markSeqs(ctx context.Context, seqs []int64) error {
+	args := make([]any, 0, len(seqs)+1)
+	args = append(args, r.o.now().UnixNano())
+	for _, s := range seqs {
+		args = append(args, s)
+	}
+	q := `UPDATE outbox SET published_at = ? WHERE seq IN (?` + strings.Repeat(", ?", len(seqs)-1) + `)`
+	err := r.o.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, r.o.d.rebind(q), args...)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("outbox: relay: mark sent: %w", err)
 	}
@@ -308,9 +383,18 @@ WHERE published_at >= (SELECT MAX(published_at) FROM outbox WHERE published_at I
 	return nil
 }
 
-// unsent reads up to n unsent rows in seq order.
-func (o *Outbox) unsent(ctx context.Context, n int) ([]eventbus.Event, []int64, error) {
-	rows, err := o.batch.QueryContext(ctx, n)
+// unsent reads up to n unsent rows in seq order (after seq after, when
+// useAfter).
+func (o *Outbox) unsent(ctx context.Context, n int, after int64, useAfter bool) ([]eventbus.Event, []int64, error) {
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if useAfter {
+		rows, err = o.batchAfter.QueryContext(ctx, after, n)
+	} else {
+		rows, err = o.batch.QueryContext(ctx, n)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("outbox: read unsent: %w", err)
 	}
@@ -374,7 +458,10 @@ func (o *Outbox) Prune(ctx context.Context, outboxBefore, inboxBefore time.Time)
 			}
 		}
 	}
-	outbox, err = del(`DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NOT NULL AND published_at < ? LIMIT ?)`, outboxBefore)
+	// The newest row is kept: SQLite gives a new row the largest seq plus
+	// one, and a relay reads after the last seq it published.
+	outbox, err = del(`DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NOT NULL AND published_at < ?
+AND seq < (SELECT MAX(seq) FROM outbox) LIMIT ?)`, outboxBefore)
 	if err != nil {
 		return outbox, 0, err
 	}
