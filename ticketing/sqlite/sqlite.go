@@ -1,8 +1,17 @@
 // Package sqlite is the ticketing.Store on SQLite (modernc.org/sqlite, pure
-// Go): one file, WAL mode, embedded migrations, one writer connection (all
-// write transactions are BEGIN IMMEDIATE on it, so they are serialised) and
-// a pool of read-only connections. It also keeps the transactional outbox
-// and inbox (eventbus/outbox) and the HTTP layer's idempotency keys.
+// Go): one file (DefaultPath by default, created with its directory), WAL
+// mode with synchronous=NORMAL, embedded migrations recorded in
+// schema_migrations, one writer connection and a pool of read-only
+// connections. It also keeps the transactional outbox and inbox
+// (eventbus/outbox) and the HTTP layer's idempotency keys
+// (ticketing.IdempotencyStore).
+//
+// Write transactions run one at a time on the writer (BEGIN IMMEDIATE), and
+// those that queue up share one commit (group commit, each in its own
+// SAVEPOINT): under load a commit's cost is spread over many transactions.
+// The relay that StartRelay starts is notified after each commit that
+// appended events, and at start publishes again the last DefaultRedeliver
+// of sent events, which an in-memory bus may have lost in a crash.
 package sqlite
 
 import (
