@@ -21,10 +21,11 @@ const (
 	publishWindow = 512
 	// duplicateWindow is the de-duplication window of the streams New creates.
 	duplicateWindow = 2 * time.Minute
-	// ackWait is how long the server waits for an ack before redelivering;
-	// events held longer (a slow handler, a long queue) are kept alive with
-	// InProgress every ackWait/3.
-	ackWait = 30 * time.Second
+	// ackWait is how long the server waits for an ack before redelivering:
+	// it is how soon deliveries lost with a crashed instance or a server
+	// restart come back. Events held longer (a slow handler, a long queue)
+	// are kept alive with InProgress every ackWait/3.
+	ackWait = 10 * time.Second
 	// inactiveThreshold lets the server remove the ephemeral consumer of a
 	// plain subscription whose process died without Close.
 	inactiveThreshold = 5 * time.Minute
@@ -261,7 +262,11 @@ func (b *Bus) waitIdle(ctx context.Context, subs func() (check, local []*subscri
 	busy := ""
 	for {
 		check, local := subs()
-		ok, why, err := b.idle(ctx, check, local)
+		// Each check gets a short deadline of its own: a request lost in a
+		// reconnection must not hold Flush until ctx ends.
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ok, why, err := b.idle(cctx, check, local)
+		cancel()
 		if ok {
 			return nil
 		}

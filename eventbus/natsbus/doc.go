@@ -58,5 +58,8 @@
 //     stored for them; then the bus leaves no goroutine behind. The
 //     connection stays the caller's.
 //   - After a disconnection or a server restart, consumption resumes when the
-//     connection is back (use nats.MaxReconnects(-1) or similar).
+//     connection is back (use nats.MaxReconnects(-1) or similar). Deliveries
+//     lost on the way, or held by an instance that died, come back after the
+//     consumers' ack wait (10s); handlers running longer are kept alive
+//     with InProgress.
 package natsbus

@@ -60,7 +60,9 @@ func (e *embedded) url() string { return e.s.ClientURL() }
 
 func TestServerRestartLosesNothing(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	// Deliveries lost in the restart come back after the ack wait (10s).
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	srv := newEmbedded(t)
 	nc := connect(t, srv.url(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectJitter(0, 0))
 	b := newBusOn(t, nc, "RESTART")
