@@ -13,7 +13,7 @@ import (
 // EventSource cannot set headers) unlocks the full events.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if s.stream == nil {
-		writeProblem(w, newProblem(http.StatusServiceUnavailable, problemUnavailable, "Service unavailable", "the event stream is not enabled"))
+		writeProblem(w, newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", "the event stream is not enabled"))
 		return
 	}
 	token, present := bearerToken(r)
@@ -28,7 +28,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	lastID, resume := parseLastEventID(r)
 	c, backlog, err := s.stream.subscribe(lastID, resume)
 	if err != nil {
-		writeProblem(w, newProblem(http.StatusServiceUnavailable, problemUnavailable, "Service unavailable", "the server is shutting down"))
+		writeProblem(w, newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", "the server is shutting down"))
 		return
 	}
 	defer s.stream.unsubscribe(c)

@@ -9,9 +9,8 @@ import (
 	"github.com/gigbus/gigbus/ticketing"
 )
 
-// Problem type URIs (RFC 9457 "type"). They are stable: clients may branch on
-// them. Problems without a more specific meaning use "about:blank", whose
-// title is the status text.
+// Problem type URIs (RFC 9457 "type"). They are stable: clients may branch
+// on them. Each type has one title; the detail describes the occurrence.
 const (
 	ProblemBase              = "https://gigbus.dev/problems/"
 	ProblemMalformed         = ProblemBase + "malformed-request"      // 400
@@ -24,8 +23,8 @@ const (
 	ProblemUnauthorized      = ProblemBase + "unauthorized"           // 401
 	ProblemTooLarge          = ProblemBase + "request-too-large"      // 413
 	ProblemInternal          = ProblemBase + "internal-error"         // 500
-	problemMethodNotAllowed  = ProblemBase + "method-not-allowed"     // 405
-	problemUnavailable       = ProblemBase + "service-unavailable"    // 503
+	ProblemMethodNotAllowed  = ProblemBase + "method-not-allowed"     // 405, with Allow
+	ProblemUnavailable       = ProblemBase + "service-unavailable"    // 503
 )
 
 // Problem is an RFC 9457 problem detail, the body of every error answer.

@@ -157,7 +157,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		switch cw.status {
 		case http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", cw.header.Get("Allow"))
-			writeProblem(w, newProblem(http.StatusMethodNotAllowed, problemMethodNotAllowed, "Method not allowed",
+			writeProblem(w, newProblem(http.StatusMethodNotAllowed, ProblemMethodNotAllowed, "Method not allowed",
 				r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+cw.header.Get("Allow")))
 			return
 		case http.StatusNotFound:
