@@ -2,6 +2,33 @@
 // system"): the JSON endpoints for concerts and tickets, the Server-Sent
 // Events stream of the bus, /healthz and /metrics. Errors are RFC 9457
 // problem+json, mapped from ticketing's error codes in one function.
+//
+// # Purchases and Idempotency-Key
+//
+// POST /api/concerts/{id}/tickets starts the purchase saga and waits up to
+// Config.PurchaseWait for its outcome: 201 with the confirmed ticket, 409
+// sold out (problem+json with ticket_id), or 202 with Location to poll.
+//
+// An Idempotency-Key (printable ASCII, at most 255 characters) is scoped to
+// the concert; the request's fingerprint is a hash of its method, path and
+// exact body bytes. Invalid requests (400, 422) are answered before the key
+// is claimed, so they are not stored. The first request with a key stores
+// its 201, 202 or 409; a 404 or 500 releases the key. Then the same key with
+// the same body replays the stored answer (with Idempotent-Replayed: true),
+// except that a stored 202 is refreshed: the ticket is awaited again and its
+// current outcome returned, so a client retrying a slow purchase learns how
+// it ended. The same key with another body is 422 idempotency-key-reused;
+// while the first request runs it is 409 idempotency-key-in-use. cmd/ticketd
+// purges keys older than 24 hours.
+//
+// # Event stream
+//
+// GET /api/events sends every bus event as one CloudEvent (JSON, on one
+// data: line) with an increasing id: line; Last-Event-ID resumes from a
+// ring of recent events. Clients that fall behind are disconnected rather
+// than slowing the bus. The public stream keeps only ids, status, reason and
+// seats left of ticket events; the admin token (Authorization: Bearer, or
+// ?token=) unlocks the full events.
 package httpapi
 
 import (
