@@ -50,7 +50,9 @@ func TestBrowser(t *testing.T) {
 		browserScenario(t, chromium, s.URL, s.Token, os.Getenv("GIGBUS_SCREENSHOT"))
 	})
 	t.Run("nats", func(t *testing.T) {
-		s := startTestServer(t, "-nats", browserNATS(t))
+		// A purchase answers 202 at once here, so the page takes the
+		// pending path: it polls the ticket until it is confirmed.
+		s := startTestServer(t, "-nats", browserNATS(t), "-purchase-wait", "1ms")
 		browserScenario(t, chromium, s.URL, s.Token, "")
 	})
 }
@@ -113,6 +115,13 @@ func browserScenario(t *testing.T, chromium, base, token, screenshot string) {
 	b.step(a, "the new concert shows 3 seats", remaining(3))
 
 	b.step(a, "buy a ticket, clicking twice",
+		// Note whether the outcome went through "Pending" (a 202 answer).
+		browserDo(`(() => {
+			const out = document.querySelector(`+browserJS(card+" .outcome")+`);
+			window.sawPending = false;
+			new MutationObserver(() => { if (out.textContent.startsWith("Pending")) window.sawPending = true; })
+				.observe(out, { childList: true, subtree: true, characterData: true });
+		})()`),
 		chromedp.SendKeys(chromedp.CSS(card+` input[name="customer_name"]`), "Ada Lovelace"),
 		chromedp.SendKeys(chromedp.CSS(card+` input[name="customer_email"]`), "ada@example.com"),
 		// Two clicks in a row: the second must not buy a second ticket.
@@ -120,6 +129,7 @@ func browserScenario(t *testing.T, chromium, base, token, screenshot string) {
 		browserWait(`document.querySelector(`+browserJS(card+" .outcome")+`).classList.contains("outcome-ok")`),
 		remaining(2),
 	)
+	t.Logf("the purchase answered pending first (202, then polled): %s", b.eval(a, "read the path", `String(window.sawPending)`))
 	ticket := b.eval(a, "read the ticket id", `document.querySelector(`+browserJS(card+" .outcome a")+`).getAttribute("href").split("/").pop()`)
 
 	bt := b.tab("second tab")
@@ -390,6 +400,9 @@ func browserJS(s string) string {
 func browserFind(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("GIGBUS_CHROMIUM"); p != "" {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("GIGBUS_CHROMIUM=%s: %v", p, err)
+		}
 		return p
 	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {

@@ -216,6 +216,32 @@ func TestTicketPage(t *testing.T) {
 	}
 }
 
+func TestTicketPageRejected(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t)
+	c := s.addConcert(t, "Full house", 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tk, err := s.Tickets.PurchaseTicket(ctx, c.ID, ticketing.NewTicket{CustomerName: "Late", CustomerEmail: "late@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Tickets.AwaitOutcome(ctx, tk.ID); got.Status != ticketing.StatusRejected {
+		t.Fatalf("AwaitOutcome: %q, %v; want rejected", got.Status, err)
+	}
+	res, body := s.get(t, "/tickets/"+tk.ID)
+	wantStatus(t, res, http.StatusOK)
+	for _, want := range []string{
+		`id="ticket-status">rejected</p>`,
+		"This ticket was not issued: the concert sold out.",
+		`id="cancel-button" disabled>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("rejected ticket's page lacks %q", want)
+		}
+	}
+}
+
 func TestTicketPageUnknown(t *testing.T) {
 	t.Parallel()
 	s := newSystem(t)
