@@ -68,6 +68,8 @@ func BenchmarkPurchase(b *testing.B) {
 				})
 				b.ReportMetric(float64(confirmed.Load())/time.Since(start).Seconds(), "confirmed/s")
 				b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(confirmed.Load()), "cpu-µs/purchase")
+				st := s.Stats()
+				b.ReportMetric(float64(st.Transactions)/float64(st.Commits), "tx/commit")
 			})
 		}
 	}

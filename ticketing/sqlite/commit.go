@@ -37,6 +37,8 @@ type committer struct {
 	waiting  atomic.Int32 // writers waiting for mu
 	cur      *group       // the open group, if any (guarded by mu)
 	onAppend func()       // called after a commit that appended events
+
+	transactions, commits atomic.Uint64
 }
 
 type group struct {
@@ -149,8 +151,12 @@ func (c *committer) end(g *group) {
 		g.err = fmt.Errorf("%w: %v", errGroupAborted, g.broken)
 	} else if err := g.tx.Commit(); err != nil {
 		g.err = fmt.Errorf("sqlite: commit: %w", err)
-	} else if g.appended && c.onAppend != nil {
-		c.onAppend()
+	} else {
+		c.transactions.Add(uint64(g.members))
+		c.commits.Add(1)
+		if g.appended && c.onAppend != nil {
+			c.onAppend()
+		}
 	}
 	close(g.done)
 }
@@ -170,6 +176,8 @@ func (c *committer) single(ctx context.Context, fn func(tx *sql.Tx) error, appen
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
+	c.transactions.Add(1)
+	c.commits.Add(1)
 	if appended() && c.onAppend != nil {
 		c.onAppend()
 	}

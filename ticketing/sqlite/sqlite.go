@@ -174,6 +174,17 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
+// Stats counts the store's write transactions and the commits they took.
+type Stats struct {
+	Transactions uint64 // committed write transactions
+	Commits      uint64 // SQLite commits (fewer with group commit)
+}
+
+// Stats returns the counts since Open.
+func (s *Store) Stats() Stats {
+	return Stats{Transactions: s.commit.transactions.Load(), Commits: s.commit.commits.Load()}
+}
+
 // DB returns the writer and the reader pools, for tools and tests. Writing
 // through them bypasses the services' rules.
 func (s *Store) DB() (writer, reader *sql.DB) { return s.w, s.r }
