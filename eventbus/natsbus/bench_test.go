@@ -20,7 +20,8 @@ import (
 // server (the shared test server, over loopback TCP), in the same run. Raw
 // publishes the same message natsbus does (the same ce- headers, payload and
 // Nats-Msg-Id, since de-duplication has a cost of its own) with
-// PublishMsgAsync and waits for the acks; raw consuming is a pull Consume
+// PublishMsgAsync (at most 512 pending, as natsbus) and waits for PublishAsyncComplete;
+// natsbus publishes batches of 1000 events per Publish call; raw consuming is a pull Consume
 // with one Ack per message. An op is one event.
 //
 //	go test -run '^$' -bench . -count 3 ./eventbus/natsbus
@@ -56,27 +57,19 @@ func rawMsg(stream string, i int) *nats.Msg {
 	return &nats.Msg{Subject: stream + ".Bench", Header: h, Data: data}
 }
 
-func rawPublish(b *testing.B, ctx context.Context, js jetstream.JetStream, stream string, n int) {
-	for done := 0; done < n; {
-		k := min(benchBatch, n-done)
-		futs := make([]jetstream.PubAckFuture, 0, k)
-		for i := range k {
-			f, err := js.PublishMsgAsync(rawMsg(stream, done+i))
-			if err != nil {
-				b.Fatal(err)
-			}
-			futs = append(futs, f)
+func rawPublish(b *testing.B, ctx context.Context, r *raw, n int) {
+	for i := range n {
+		if _, err := r.js.PublishMsgAsync(rawMsg(r.stream, i)); err != nil {
+			b.Fatal(err)
 		}
-		for _, f := range futs {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				b.Fatal(err)
-			case <-ctx.Done():
-				b.Fatal(ctx.Err())
-			}
-		}
-		done += k
+	}
+	select {
+	case <-r.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		b.Fatal(ctx.Err())
+	}
+	if n := r.failed.Load(); n > 0 {
+		b.Fatalf("%d raw publishes failed", n)
 	}
 }
 
@@ -90,20 +83,28 @@ func busPublish(b *testing.B, ctx context.Context, bus *natsbus.Bus, n int) {
 	}
 }
 
-func rawJetStream(b *testing.B) (jetstream.JetStream, string) {
+type raw struct {
+	js     jetstream.JetStream
+	stream string
+	failed atomic.Int64
+}
+
+func rawJetStream(b *testing.B) *raw {
 	nc := connect(b, serverURL(b))
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2048))
+	r := &raw{stream: newStream()}
+	var err error
+	r.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(512),
+		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { r.failed.Add(1) }))
 	if err != nil {
 		b.Fatal(err)
 	}
-	stream := newStream()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{stream + ".>"},
+	if _, err := r.js.CreateStream(ctx, jetstream.StreamConfig{Name: r.stream, Subjects: []string{r.stream + ".>"},
 		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
 		b.Fatal(err)
 	}
-	return js, stream
+	return r
 }
 
 func benchCtx(b *testing.B) context.Context {
@@ -119,9 +120,9 @@ func reportRate(b *testing.B) {
 func BenchmarkPublish(b *testing.B) {
 	b.Run("raw", func(b *testing.B) {
 		ctx := benchCtx(b)
-		js, stream := rawJetStream(b)
+		r := rawJetStream(b)
 		b.ResetTimer()
-		rawPublish(b, ctx, js, stream, b.N)
+		rawPublish(b, ctx, r, b.N)
 		reportRate(b)
 	})
 	b.Run("natsbus", func(b *testing.B) {
@@ -136,10 +137,10 @@ func BenchmarkPublish(b *testing.B) {
 func BenchmarkPublishToHandled(b *testing.B) {
 	b.Run("raw", func(b *testing.B) {
 		ctx := benchCtx(b)
-		js, stream := rawJetStream(b)
-		c, err := js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		r := rawJetStream(b)
+		c, err := r.js.CreateConsumer(ctx, r.stream, jetstream.ConsumerConfig{
 			AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
-			FilterSubject: stream + ".Bench", MaxAckPending: eventbus.DefaultQueueSize,
+			FilterSubject: r.stream + ".Bench", MaxAckPending: eventbus.DefaultQueueSize,
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -160,7 +161,7 @@ func BenchmarkPublishToHandled(b *testing.B) {
 		}
 		defer cc.Stop()
 		b.ResetTimer()
-		rawPublish(b, ctx, js, stream, b.N)
+		rawPublish(b, ctx, r, b.N)
 		select {
 		case <-done:
 		case <-ctx.Done():
