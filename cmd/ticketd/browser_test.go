@@ -94,15 +94,35 @@ func browserScenario(t *testing.T, chromium, base, token, screenshot string) {
 	)
 
 	const name = "Live at the Browser"
-	b.step(a, "add a concert with the admin form",
-		chromedp.SendKeys(chromedp.ID("admin-token"), token),
+	// fieldError is true once the field shows an error matching re next to it.
+	fieldError := func(input, re string) chromedp.Action[chromedp.Void] {
+		return browserWait(`(() => {
+			const input = document.querySelector(` + browserJS(input) + `);
+			const box = document.getElementById(input.getAttribute("aria-describedby") || "-");
+			return input.getAttribute("aria-invalid") === "true" && box && !box.hidden && ` + re + `.test(box.textContent) && box.closest(".field") === input.closest(".field");
+		})()`)
+	}
+	submitAdmin := chromedp.Click(chromedp.CSS(`#admin-form button[type="submit"]`))
+	b.step(a, "the admin form shows a wrong token, then a past date, next to their fields",
+		chromedp.SendKeys(chromedp.ID("admin-token"), "not-the-token"),
 		chromedp.SendKeys(chromedp.ID("admin-name"), name),
 		chromedp.SendKeys(chromedp.ID("admin-venue"), "Melkweg, Amsterdam"),
-		chromedp.SetValue(chromedp.ID("admin-date"), time.Now().AddDate(0, 1, 15).Format("2006-01-02T15:04")),
+		chromedp.SetValue(chromedp.ID("admin-date"), time.Now().AddDate(0, 0, -2).Format("2006-01-02T15:04")),
 		chromedp.SendKeys(chromedp.ID("admin-total_tickets"), "3"),
 		chromedp.SendKeys(chromedp.ID("admin-ticket_price_cents"), "12.50"),
-		chromedp.Click(chromedp.CSS(`#admin-form button[type="submit"]`)),
+		submitAdmin,
+		fieldError("#admin-token", `/token/i`),
+		browserDo(`document.querySelector("#admin-token").value = ""`),
+		chromedp.SendKeys(chromedp.ID("admin-token"), token),
+		submitAdmin,
+		fieldError("#admin-date", `/future/i`),
+		browserWait(`!document.querySelector("#admin-token").hasAttribute("aria-invalid")`),
+	)
+	b.step(a, "add a concert with the admin form",
+		chromedp.SetValue(chromedp.ID("admin-date"), time.Now().AddDate(0, 1, 15).Format("2006-01-02T15:04")),
+		submitAdmin,
 		browserWait(`document.querySelector("#admin-form .outcome").classList.contains("outcome-ok")`),
+		browserWait(`!document.querySelector("#admin-date").hasAttribute("aria-invalid")`),
 		browserWait(`!!cardByName(`+browserJS(name)+`)`),
 		// The token is kept for the tab, so the field is gone.
 		browserWait(`sessionStorage.getItem("gigbus.adminToken") === `+browserJS(token)+` && document.querySelector("#admin-token-field").hidden`),
@@ -169,11 +189,7 @@ func browserScenario(t *testing.T, chromium, base, token, screenshot string) {
 		browserDo(`document.querySelector(`+browserJS(emailInput)+`).value = ""`),
 		chromedp.SendKeys(chromedp.CSS(emailInput), "not-an-email"),
 		chromedp.Click(chromedp.CSS(card+" .buy-button")),
-		browserWait(`(() => {
-			const input = document.querySelector(`+browserJS(emailInput)+`);
-			const box = document.getElementById(input.getAttribute("aria-describedby") || "-");
-			return input.getAttribute("aria-invalid") === "true" && box && !box.hidden && /email/i.test(box.textContent) && box.closest(".field") === input.closest(".field");
-		})()`),
+		fieldError(emailInput, `/email/i`),
 		remaining(2),
 	)
 

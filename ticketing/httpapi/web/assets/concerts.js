@@ -271,10 +271,14 @@
       g.setOutcome(out, "info", "Adding the concert…");
       try {
         const res = await g.api("POST", "/api/concerts", { body, headers: { Authorization: `Bearer ${token}` } });
-        if (res.status === 201) {
+        if (res.status === 201 || res.status === 422) {
+          // The token was accepted (a wrong one is 401 before any check of
+          // the body): keep it for this tab only.
           sessionStorage.setItem(TOKEN_KEY, token);
           form.elements.token.value = "";
           showToken();
+        }
+        if (res.status === 201) {
           upsert(res.body);
           g.setOutcome(out, "ok", `Added “${res.body.name}”.`);
           for (const name of ["name", "venue", "date", "total_tickets", "ticket_price_cents"]) form.elements[name].value = "";
