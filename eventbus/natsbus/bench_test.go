@@ -59,7 +59,7 @@ func rawMsg(stream string, i int) *nats.Msg {
 
 func rawPublish(b *testing.B, ctx context.Context, r *raw, n int) {
 	for i := range n {
-		if _, err := r.js.PublishMsgAsync(rawMsg(r.stream, i)); err != nil {
+		if _, err := r.js.PublishMsgAsync(rawMsg(r.stream, i), jetstream.WithStallWait(time.Minute)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -17,8 +17,10 @@ var _ eventbus.Bus = (*Bus)(nil)
 
 const (
 	// publishWindow bounds the asynchronous publishes one Publish call has
-	// waiting for the stream's acknowledgement.
+	// waiting for the stream's acknowledgement, and maxPublishing those of
+	// the whole bus (Publish waits for room, within its context).
 	publishWindow = 512
+	maxPublishing = 8 * publishWindow
 	// duplicateWindow is the de-duplication window of the streams New creates.
 	duplicateWindow = 2 * time.Minute
 	// ackWait is how long the server waits for an ack before redelivering:
@@ -48,6 +50,7 @@ type Bus struct {
 	kill    context.CancelFunc
 	hbase   context.Context // life, marked as "inside a handler of this bus"
 	closing chan struct{}   // closed when Close starts
+	pubs    chan struct{}   // a slot per asynchronous publish in flight
 
 	mu    sync.Mutex
 	state int // open, closing or closed
@@ -80,7 +83,9 @@ func New(ctx context.Context, nc *nats.Conn, stream string, opts ...eventbus.Opt
 	if err := validStreamName(stream); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4*publishWindow))
+	// nats.go fails an async publish that waits for room more than a moment;
+	// the bus keeps below its limit and waits for room itself (b.pubs).
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(2*maxPublishing))
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: %w", err)
 	}
@@ -95,6 +100,7 @@ func New(ctx context.Context, nc *nats.Conn, stream string, opts ...eventbus.Opt
 		nc: nc, js: js, stream: s, name: stream, dlq: stream + "_DLQ",
 		cfg:      eventbus.NewConfig(opts...),
 		closing:  make(chan struct{}),
+		pubs:     make(chan struct{}, maxPublishing),
 		subs:     make(map[*subscription]struct{}),
 		retiring: make(map[*subscription]struct{}),
 		names:    make(map[string]int),
@@ -177,6 +183,12 @@ func (b *Bus) Publish(ctx context.Context, events ...eventbus.Event) error {
 	if st := b.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("natsbus: publish: the NATS connection is %s; nothing was published: %w", st, nats.ErrDisconnected)
 	}
+	taken := 0
+	defer func() {
+		for range taken {
+			<-b.pubs
+		}
+	}()
 	futs := make([]jetstream.PubAckFuture, 0, min(len(msgs), publishWindow))
 	first := 0 // index in msgs of futs[0]
 	wait := func(f jetstream.PubAckFuture, m *nats.Msg) error {
@@ -196,6 +208,12 @@ func (b *Bus) Publish(ctx context.Context, events ...eventbus.Event) error {
 			}
 			futs = futs[1:]
 			first++
+		}
+		select {
+		case b.pubs <- struct{}{}:
+			taken++
+		case <-ctx.Done():
+			return fmt.Errorf("natsbus: waiting for room to publish %s (id %s): %w", m.Subject, m.Header.Get(hdrID), ctx.Err())
 		}
 		f, err := b.js.PublishMsgAsync(m)
 		if err != nil {
