@@ -31,7 +31,7 @@ type TicketService struct {
 // NewTicketService returns a TicketService on store. Call Register to
 // subscribe its handlers.
 func NewTicketService(store Store, opts ...Option) *TicketService {
-	return &TicketService{store: store, opts: newOptions(opts), waiters: waiters{m: map[string][]chan struct{}{}}}
+	return &TicketService{store: store, opts: newOptions(opts), waiters: waiters{m: map[string][]chan outcome{}}}
 }
 
 // PurchaseTicket validates nt, checks the concert exists, and stores a
@@ -153,7 +153,10 @@ func (s *TicketService) AwaitOutcome(ctx context.Context, id string) (Ticket, er
 		select {
 		case <-ctx.Done():
 			return t, nil
-		case <-ch:
+		case o := <-ch:
+			// The handler that settled the ticket says how; no need to read it again.
+			t.Status, t.Reason, t.UpdatedAt = o.status, o.reason, o.at
+			return t, nil
 		case <-poll.C:
 		}
 	}
@@ -190,19 +193,20 @@ func (s *TicketService) handleTicketRejected(ctx context.Context, e eventbus.Eve
 // settle moves a pending ticket to its outcome, once, and wakes its waiters.
 func (s *TicketService) settle(ctx context.Context, sub string, e eventbus.Event, id string, to TicketStatus, reason string) error {
 	moved := false
+	at := s.opts.now().UTC()
 	err := inTx(ctx, s.store, sub, e, func(tx Tx) error {
 		first, err := tx.MarkProcessed(ctx, sub, e.ID)
 		if err != nil || !first {
 			return err
 		}
-		moved, err = tx.SetTicketStatus(ctx, id, StatusPending, to, reason, s.opts.now().UTC())
+		moved, err = tx.SetTicketStatus(ctx, id, StatusPending, to, reason, at)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	if moved {
-		s.waiters.wake(id)
+		s.waiters.wake(id, outcome{to, reason, at})
 	} else {
 		s.opts.logger.DebugContext(ctx, "ticketing: outcome for a ticket that is not pending", "ticket_id", id, "event_id", e.ID, "status", to)
 	}
@@ -210,21 +214,28 @@ func (s *TicketService) settle(ctx context.Context, sub string, e eventbus.Event
 }
 
 // waiters wakes AwaitOutcome calls when a handler in this process settles
-// their ticket.
+// their ticket, telling them the outcome.
 type waiters struct {
 	mu sync.Mutex
-	m  map[string][]chan struct{}
+	m  map[string][]chan outcome
 }
 
-func (w *waiters) add(id string) chan struct{} {
-	ch := make(chan struct{}, 1)
+// outcome is how a pending ticket was settled.
+type outcome struct {
+	status TicketStatus
+	reason string
+	at     time.Time
+}
+
+func (w *waiters) add(id string) chan outcome {
+	ch := make(chan outcome, 1)
 	w.mu.Lock()
 	w.m[id] = append(w.m[id], ch)
 	w.mu.Unlock()
 	return ch
 }
 
-func (w *waiters) remove(id string, ch chan struct{}) {
+func (w *waiters) remove(id string, ch chan outcome) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	list := w.m[id]
@@ -241,12 +252,12 @@ func (w *waiters) remove(id string, ch chan struct{}) {
 	}
 }
 
-func (w *waiters) wake(id string) {
+func (w *waiters) wake(id string, o outcome) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, ch := range w.m[id] {
 		select {
-		case ch <- struct{}{}:
+		case ch <- o:
 		default:
 		}
 	}

@@ -47,8 +47,12 @@ func testServices(t *testing.T, newStore NewStore) {
 		if tk.Status != ticketing.StatusPending {
 			t.Fatalf("new ticket status = %s, want pending", tk.Status)
 		}
-		if got := await(t, sys, tk.ID); got.Status != ticketing.StatusConfirmed {
-			t.Fatalf("outcome = %+v, want confirmed", got)
+		awaited := await(t, sys, tk.ID)
+		if awaited.Status != ticketing.StatusConfirmed {
+			t.Fatalf("outcome = %+v, want confirmed", awaited)
+		}
+		if stored, err := sys.Tickets.GetTicket(t.Context(), tk.ID); err != nil || stored != awaited {
+			t.Fatalf("GetTicket = %+v, %v; want what AwaitOutcome returned, %+v", stored, err, awaited)
 		}
 		Settle(t, sys)
 		if got, _ := sys.Concerts.GetConcert(t.Context(), c.ID); got.AvailableTickets != 999 {
