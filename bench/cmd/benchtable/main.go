@@ -91,7 +91,7 @@ func runCases(count int, benchtime, filter string) (results, error) {
 			fmt.Fprintf(os.Stderr, "%s/%s\t%s\t%s\n", c.Scenario, c.Impl, res.String(), res.MemString())
 			r.add(c.Scenario, c.Impl, sample{
 				ns:     float64(res.T.Nanoseconds()) / float64(res.N),
-				allocs: float64(res.MemAllocs) / float64(res.N),
+				allocs: float64(res.AllocsPerOp()), // truncated, as go test prints it
 			})
 		}
 	}
