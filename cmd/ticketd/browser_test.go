@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -57,11 +60,14 @@ func TestBrowser(t *testing.T) {
 	})
 }
 
-// browserScenario is what a visitor does: the admin adds a concert, a buyer
-// buys (clicking twice), a second tab buys and the first sees it live, the
-// ticket is cancelled on its page and the seat comes back live, and a bad
-// email gets its message next to the field. It writes a screenshot of the
-// first tab to screenshot, when not empty.
+// browserScenario is what visitors do: the admin adds a concert (after a
+// wrong token and a past date, each shown next to its field), a buyer buys
+// (clicking twice), a second tab buys by keyboard and the first sees it
+// live, the ticket is cancelled on its page and the seat comes back live,
+// the page fits a phone, a bad email gets its message next to the field,
+// and a purchase whose answer is lost is retried with its Idempotency-Key
+// and sells one ticket. It writes a screenshot of the first tab to
+// screenshot, when not empty.
 func browserScenario(t *testing.T, chromium, base, token, screenshot string) {
 	b := newBrowserRun(t, chromium)
 
@@ -193,13 +199,28 @@ func browserScenario(t *testing.T, chromium, base, token, screenshot string) {
 		remaining(2),
 	)
 
-	// The API agrees with what the page showed: one seat taken, none twice.
+	// The answer to a purchase is lost on the way back (the server sold the
+	// ticket, the browser sees a network error): the page retries with the
+	// same Idempotency-Key and gets that ticket, not a second one.
+	keys := b.loseFirstAnswer(bt, "*/api/concerts/*/tickets")
+	b.step(bt, "a purchase whose answer is lost is retried with its key and sells one ticket",
+		browserDo(`document.querySelector(`+browserJS(emailInput)+`).value = ""`),
+		chromedp.SendKeys(chromedp.CSS(emailInput), "grace@example.com"),
+		chromedp.Click(chromedp.CSS(card+" .buy-button")),
+		browserWait(`document.querySelector(`+browserJS(card+" .outcome")+`).classList.contains("outcome-ok")`),
+		remaining(1),
+	)
+	if k := keys(); len(k) != 2 || k[0] == "" || k[0] != k[1] {
+		b.fail(fmt.Sprintf("Idempotency-Key of the purchase and its retry: %q, want the same key twice", k))
+	}
+
+	// The API agrees with what the page showed: two seats taken, none twice.
 	var got struct {
 		AvailableTickets int `json:"available_tickets"`
 	}
 	browserAPI(t, base, "", "GET", "/api/concerts/"+id, nil, &got)
-	if got.AvailableTickets != 2 {
-		b.fail(fmt.Sprintf("GET /api/concerts/%s: available_tickets %d, want 2", id, got.AvailableTickets))
+	if got.AvailableTickets != 1 {
+		b.fail(fmt.Sprintf("GET /api/concerts/%s: available_tickets %d, want 1", id, got.AvailableTickets))
 	}
 	b.checkConsole()
 
@@ -286,6 +307,54 @@ func (b *browserRun) tab(name string) context.Context {
 	}()
 	b.tabs = append(b.tabs, browserTab{name: name, ctx: ctx})
 	return ctx
+}
+
+// loseFirstAnswer makes tab fail the first response to a POST whose URL
+// matches pattern, as a dropped connection would after the server answered,
+// and lets every later one through. It returns the Idempotency-Key headers
+// of those requests so far.
+func (b *browserRun) loseFirstAnswer(tab context.Context, pattern string) (keys func() []string) {
+	b.t.Helper()
+	var mu sync.Mutex
+	var seen []string
+	paused := chromedp.Events(tab, fetch.RequestPaused)
+	err := chromedp.Do(tab, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
+			{URLPattern: pattern, RequestStage: fetch.RequestStageResponse},
+		}})
+		return err
+	}))
+	if err != nil {
+		b.fail(fmt.Sprintf("intercept %s: %v", pattern, err))
+	}
+	go func() {
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			first := false
+			if ev.Request.Method == http.MethodPost {
+				key, _ := ev.Request.Headers["Idempotency-Key"].(string)
+				mu.Lock()
+				seen = append(seen, key)
+				first = len(seen) == 1
+				mu.Unlock()
+			}
+			_ = chromedp.Do(tab, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+				if first {
+					_, err := cdp.Call(ctx, t, fetch.FailRequest, fetch.FailRequestParams{RequestID: ev.RequestID, ErrorReason: network.ErrorReasonConnectionReset})
+					return err
+				}
+				_, err := cdp.Call(ctx, t, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+				return err
+			}))
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
 }
 
 // step runs actions in tab, bounded, and fails the test with screenshots

@@ -35,8 +35,8 @@
 
   // insertCard places a card in date order, like the server's list.
   function insertCard(card) {
-    const date = card.dataset.date;
-    const next = Array.from(list.children).find((c) => c.dataset.date > date);
+    const date = Date.parse(card.dataset.date);
+    const next = Array.from(list.children).find((c) => Date.parse(c.dataset.date) > date);
     list.insertBefore(card, next || null);
     document.getElementById("concerts-empty").hidden = true;
   }
@@ -143,8 +143,11 @@
 
   async function buy(card, form) {
     // A second click while a purchase is in flight does nothing; the button
-    // is disabled too. A new attempt gets a new Idempotency-Key, and a retry
-    // of the same attempt by the browser carries the same key.
+    // is disabled too. Each attempt has its own Idempotency-Key, which the
+    // retries of that attempt reuse: after a network failure (did the server
+    // get it?) or a 409 saying the first request with the key is still
+    // running, the server answers the retry with the first request's outcome
+    // instead of selling a second ticket.
     if (form.dataset.busy) return;
     const id = card.dataset.concertId;
     const button = form.querySelector(".buy-button");
@@ -156,13 +159,20 @@
     g.clearErrors(form);
     g.setOutcome(out, "info", "Buying your ticket…");
     try {
-      const res = await g.api("POST", `/api/concerts/${encodeURIComponent(id)}/tickets`, {
+      const request = {
         body: {
           customer_name: form.elements.customer_name.value.trim(),
           customer_email: form.elements.customer_email.value.trim(),
         },
         headers: { "Idempotency-Key": g.uuid() },
-      });
+      };
+      let res;
+      for (const wait of [0, 500, 1500, 3000]) {
+        if (wait) await g.sleep(wait);
+        res = await g.api("POST", `/api/concerts/${encodeURIComponent(id)}/tickets`, request);
+        const inFlight = res.status === 409 && /idempotency-key-in-use$/.test((res.body && res.body.type) || "");
+        if (res.status !== 0 && !inFlight) break;
+      }
       await showPurchase(form, out, res);
     } finally {
       delete form.dataset.busy;
