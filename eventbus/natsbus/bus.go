@@ -160,7 +160,10 @@ func (b *Bus) Publish(ctx context.Context, events ...eventbus.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	msgs := make([]*nats.Msg, len(events))
+	// Validate and encode every event before publishing any; publish hooks
+	// see only events that passed, and may add Meta (checked again).
+	filled := make([]eventbus.Event, len(events))
+	datas := make([][]byte, len(events))
 	now := b.cfg.Now()
 	for i := range events {
 		e := events[i]
@@ -168,17 +171,27 @@ func (b *Bus) Publish(ctx context.Context, events ...eventbus.Event) error {
 			return err
 		}
 		eventbus.Fill(&e, b.cfg.Source, now)
-		for _, h := range b.cfg.PublishHooks {
-			h(ctx, &e)
-		}
 		if err := validate(&e); err != nil {
 			return err
 		}
-		m, err := encode(b.name+"."+e.Type, &e)
+		data, err := payload(e.Data)
 		if err != nil {
 			return err
 		}
-		msgs[i] = m
+		filled[i], datas[i] = e, data
+	}
+	msgs := make([]*nats.Msg, len(events))
+	for i := range filled {
+		e := &filled[i]
+		if len(b.cfg.PublishHooks) > 0 {
+			for _, h := range b.cfg.PublishHooks {
+				h(ctx, e)
+			}
+			if err := validate(e); err != nil {
+				return fmt.Errorf("natsbus: after a publish hook: %w", err)
+			}
+		}
+		msgs[i] = encode(b.name+"."+e.Type, e, datas[i])
 	}
 	if st := b.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("natsbus: publish: the NATS connection is %s; nothing was published: %w", st, nats.ErrDisconnected)
@@ -279,6 +292,9 @@ func (b *Bus) waitIdle(ctx context.Context, subs func() (check, local []*subscri
 	var t *time.Timer
 	busy := ""
 	for {
+		if b.nc.IsClosed() {
+			return fmt.Errorf("natsbus: waiting until idle: %w", nats.ErrConnectionClosed)
+		}
 		check, local := subs()
 		// Each check gets a short deadline of its own: a request lost in a
 		// reconnection must not hold Flush until ctx ends.

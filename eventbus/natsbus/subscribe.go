@@ -139,6 +139,13 @@ func (b *Bus) Subscribe(eventType string, h eventbus.Handler, opts ...eventbus.S
 		jetstream.PullMaxMessages(max(cfg.QueueSize, 64)),
 		jetstream.PullHeartbeat(2*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				// An operator deleted it, or the server removed an ephemeral
+				// consumer after an outage longer than its inactive threshold.
+				b.cfg.Logger.Error("natsbus: the consumer is gone; this subscription receives nothing more",
+					"subscription", s.name, "consumer", s.consumer, "err", err)
+				return
+			}
 			b.cfg.Logger.Debug("natsbus: consuming", "subscription", s.name, "consumer", s.consumer, "err", err)
 		}))
 	if err != nil {

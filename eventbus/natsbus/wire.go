@@ -118,12 +118,8 @@ func payload(data any) ([]byte, error) {
 }
 
 // encode returns e as a message on subject, in CloudEvents binary mode, with
-// the event id as the de-duplication id.
-func encode(subject string, e *eventbus.Event) (*nats.Msg, error) {
-	data, err := payload(e.Data)
-	if err != nil {
-		return nil, err
-	}
+// data (see payload) as its payload and the event id as the de-duplication id.
+func encode(subject string, e *eventbus.Event, data []byte) *nats.Msg {
 	h := make(nats.Header, 8+len(e.Meta))
 	h[hdrSpecVersion] = []string{specVersion}
 	h[hdrID] = []string{e.ID}
@@ -140,7 +136,7 @@ func encode(subject string, e *eventbus.Event) (*nats.Msg, error) {
 		h[hdrPrefix+k] = []string{v}
 	}
 	h[hdrMsgID] = []string{e.ID}
-	return &nats.Msg{Subject: subject, Header: h, Data: data}, nil
+	return &nats.Msg{Subject: subject, Header: h, Data: data}
 }
 
 // decode reads an event back from a message's headers and payload. Data is
