@@ -74,7 +74,9 @@ func WithSource(s string) Option { return func(o *Outbox) { o.source = s } }
 // pruning): through write, which runs fn in a transaction of the database
 // given to New. A store that serialises or groups its write transactions
 // passes its own; the default begins and commits a transaction on the
-// database.
+// database. The statements the relay runs in fn ignore ctx's cancellation
+// (ctx only decides whether to start): an interrupted statement may make the
+// database roll back the whole transaction, which a grouping writer shares.
 func WithWriter(write func(ctx context.Context, fn func(tx *sql.Tx) error) error) Option {
 	return func(o *Outbox) { o.write = write }
 }

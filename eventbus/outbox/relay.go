@@ -104,10 +104,11 @@ type Relay struct {
 	after      int64        // serial: the last seq published (run's goroutine only)
 	toMark     atomic.Int64 // serial: marks wanted up to this seq
 	markWake   chan struct{}
-	markMu     sync.Mutex // serialises marks
-	marked     int64      // marked sent up to this seq (guarded by markMu)
-	markerStop chan struct{}
+	markMu     sync.Mutex    // serialises marks
+	marked     int64         // marked sent up to this seq (guarded by markMu)
+	markerStop chan struct{} // closed when run ends: stops the marker and the pruner
 	markerDone chan struct{}
+	prunerDone chan struct{}
 }
 
 // StartRelay starts a relay publishing o's outbox to bus. Close it to stop.
@@ -133,6 +134,7 @@ func (o *Outbox) StartRelay(bus Publisher, opts ...RelayOption) (*Relay, error) 
 		markWake:   make(chan struct{}, 1),
 		markerStop: make(chan struct{}),
 		markerDone: make(chan struct{}),
+		prunerDone: make(chan struct{}),
 	}
 	if o.d.serial {
 		s, err := o.w.Prepare(o.d.rebind(`UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND seq <= ?`))
@@ -152,6 +154,7 @@ func (o *Outbox) StartRelay(bus Publisher, opts ...RelayOption) (*Relay, error) 
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go r.marker(ctx)
+	go r.pruner(ctx)
 	go r.run(ctx)
 	return r, nil
 }
@@ -209,13 +212,13 @@ func (r *Relay) run(ctx context.Context) {
 	defer func() {
 		close(r.markerStop)
 		<-r.markerDone
+		<-r.prunerDone
 		if r.mark != nil {
 			r.mark.Close()
 		}
 	}()
 	poll := time.NewTicker(r.cfg.poll)
 	defer poll.Stop()
-	nextPrune := time.Now()
 	var flushes []chan error
 	reply := func(err error) {
 		for _, f := range flushes {
@@ -255,19 +258,43 @@ func (r *Relay) run(ctx context.Context) {
 			case <-r.stop: // the loop's stop case does the final pass
 			}
 			t.Stop()
-			if ctx.Err() != nil {
-				continue
-			}
 		}
-		if now := time.Now(); r.cfg.pruneEvery > 0 && !now.Before(nextPrune) {
-			nextPrune = now.Add(r.cfg.pruneEvery)
-			o, i, err := r.o.Prune(ctx, r.o.now().Add(-r.cfg.retention), r.o.now().Add(-r.cfg.inboxRetention))
-			if err != nil {
-				r.cfg.logger.Error("outbox: relay: prune failed", "err", err)
-			} else if o+i > 0 {
-				r.cfg.logger.Debug("outbox: relay: pruned", "outbox", o, "inbox", i)
-			}
+	}
+}
+
+// pruner prunes every PruneInterval, starting soon after the relay starts,
+// on a goroutine of its own: pruning a big backlog takes many small
+// transactions, and publishing must not wait for them.
+func (r *Relay) pruner(ctx context.Context) {
+	defer close(r.prunerDone)
+	if r.cfg.pruneEvery <= 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.markerStop:
+			cancel()
+		case <-ctx.Done():
 		}
+	}()
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := r.o.now()
+		o, i, err := r.o.Prune(ctx, now.Add(-r.cfg.retention), now.Add(-r.cfg.inboxRetention))
+		if err != nil && ctx.Err() == nil {
+			r.cfg.logger.Error("outbox: relay: prune failed", "err", err)
+		} else if o+i > 0 {
+			r.cfg.logger.Debug("outbox: relay: pruned", "outbox", o, "inbox", i)
+		}
+		t.Reset(r.cfg.pruneEvery)
 	}
 }
 
@@ -341,6 +368,7 @@ func (r *Relay) markUpTo(ctx context.Context, hi int64) error {
 	}
 	now := r.o.now().UnixNano()
 	err := r.o.write(ctx, func(tx *sql.Tx) error {
+		ctx := context.WithoutCancel(ctx) // see WithWriter
 		_, err := tx.StmtContext(ctx, r.mark).ExecContext(ctx, now, hi)
 		return err
 	})
@@ -360,7 +388,7 @@ func (r *Relay) markSeqs(ctx context.Context, seqs []int64) error {
 	}
 	q := `UPDATE outbox SET published_at = ? WHERE seq IN (?` + strings.Repeat(", ?", len(seqs)-1) + `)`
 	err := r.o.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, r.o.d.rebind(q), args...)
+		_, err := tx.ExecContext(context.WithoutCancel(ctx), r.o.d.rebind(q), args...)
 		return err
 	})
 	if err != nil {
@@ -373,7 +401,7 @@ func (r *Relay) markSeqs(ctx context.Context, seqs []int64) error {
 // newest sent one.
 func (o *Outbox) unsend(ctx context.Context, window time.Duration) error {
 	err := o.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, o.d.rebind(`UPDATE outbox SET published_at = NULL
+		_, err := tx.ExecContext(context.WithoutCancel(ctx), o.d.rebind(`UPDATE outbox SET published_at = NULL
 WHERE published_at >= (SELECT MAX(published_at) FROM outbox WHERE published_at IS NOT NULL) - ?`), window.Nanoseconds())
 		return err
 	})
@@ -442,7 +470,7 @@ func (o *Outbox) Prune(ctx context.Context, outboxBefore, inboxBefore time.Time)
 		for {
 			var n int64
 			err := o.write(ctx, func(tx *sql.Tx) error {
-				res, err := tx.ExecContext(ctx, o.d.rebind(q), before.UnixNano(), chunk)
+				res, err := tx.ExecContext(context.WithoutCancel(ctx), o.d.rebind(q), before.UnixNano(), chunk)
 				if err != nil {
 					return err
 				}
