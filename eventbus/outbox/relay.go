@@ -464,7 +464,7 @@ func (o *Outbox) unsent(ctx context.Context, n int, after int64, useAfter bool) 
 // records processed before inboxBefore, in small batches so it never holds
 // the writer for long. It returns how many rows of each it deleted.
 func (o *Outbox) Prune(ctx context.Context, outboxBefore, inboxBefore time.Time) (outbox, inbox int64, err error) {
-	const chunk = 1000
+	const chunk = 256 // small: each chunk holds the writer
 	del := func(q string, before time.Time) (int64, error) {
 		var total int64
 		for {
