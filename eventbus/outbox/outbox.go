@@ -54,6 +54,7 @@ type Outbox struct {
 	source string
 	now    func() time.Time
 	write  func(ctx context.Context, fn func(tx *sql.Tx) error) error
+	hooks  []eventbus.PublishHook
 
 	insert, inbox, processed, batch *sql.Stmt
 	batchAfter                      *sql.Stmt // serial dialects: unsent rows after a seq
@@ -79,6 +80,15 @@ func WithSource(s string) Option { return func(o *Outbox) { o.source = s } }
 // database roll back the whole transaction, which a grouping writer shares.
 func WithWriter(write func(ctx context.Context, fn func(tx *sql.Tx) error) error) Option {
 	return func(o *Outbox) { o.write = write }
+}
+
+// WithAppendHook adds a hook that sees every appended event after it was
+// filled, with the appender's context, before it is stored: what a bus's
+// publish hooks do at Publish, done where the event is born, since the
+// relay publishes with a context of its own. Pass, say, the tracing
+// package's publish hook, so a trace continues through the outbox.
+func WithAppendHook(h eventbus.PublishHook) Option {
+	return func(o *Outbox) { o.hooks = append(o.hooks, h) }
 }
 
 // WithClock injects the clock (default time.Now).
@@ -139,7 +149,7 @@ func (o *Outbox) Close() error {
 }
 
 // Append validates events (eventbus.Validate), fills their empty ID, Time
-// and Source (eventbus.Fill), and inserts them in tx, which must come from
+// and Source (eventbus.Fill), runs the append hooks, and inserts them in tx, which must come from
 // the database given to New. They are published once tx commits. Data is
 // stored as JSON: []byte and json.RawMessage as they are (they must be
 // JSON), anything else through json.Marshal.
@@ -154,6 +164,9 @@ func (o *Outbox) Append(ctx context.Context, tx *sql.Tx, events ...eventbus.Even
 			return fmt.Errorf("outbox: append: %w", err)
 		}
 		eventbus.Fill(&e, o.source, now)
+		for _, h := range o.hooks {
+			h(ctx, &e)
+		}
 		data, err := marshalData(e.Data)
 		if err != nil {
 			return fmt.Errorf("outbox: append %s: %w", e.Type, err)

@@ -485,3 +485,35 @@ func TestRelayPublishesAfterPruningEverything(t *testing.T) {
 		t.Fatalf("published %v, want [a b c]", got)
 	}
 }
+
+type traceKey struct{}
+
+// An append hook sees the appender's context: what it writes into Meta
+// reaches the handler, although the relay publishes with its own context.
+func TestAppendHookCarriesContextThroughTheOutbox(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, filepath.Join(t.TempDir(), "o.db"))
+	o := newOutbox(t, db, outbox.WithAppendHook(func(ctx context.Context, e *eventbus.Event) {
+		if v, ok := ctx.Value(traceKey{}).(string); ok {
+			meta := map[string]string{"traceparent": v}
+			for k, v := range e.Meta {
+				meta[k] = v
+			}
+			e.Meta = meta
+		}
+	}))
+	bus := newBus(t)
+	var rec recorder
+	subscribe(t, bus, rec.handle)
+	r := startRelay(t, o, bus)
+	ctx := context.WithValue(t.Context(), traceKey{}, "00-trace-span-01")
+	tx, _ := db.BeginTx(ctx, nil)
+	if err := o.Append(ctx, tx, eventbus.Event{Type: "T", Meta: map[string]string{"k": "v"}}); err != nil {
+		t.Fatal(err)
+	}
+	tx.Commit()
+	settle(t, r, bus)
+	if len(rec.events) != 1 || rec.events[0].Meta["traceparent"] != "00-trace-span-01" || rec.events[0].Meta["k"] != "v" {
+		t.Fatalf("handled %+v, want Meta with the appender's traceparent and k=v", rec.events)
+	}
+}

@@ -72,6 +72,7 @@ type config struct {
 	readers   int
 	group     bool
 	relayOpts []outbox.RelayOption
+	obOpts    []outbox.Option
 }
 
 // WithNow injects the clock (default time.Now).
@@ -88,6 +89,12 @@ func WithGroupCommit(on bool) Option { return func(c *config) { c.group = on } }
 
 // WithReaders sets the size of the read-only pool (default max(4, 2×GOMAXPROCS)).
 func WithReaders(n int) Option { return func(c *config) { c.readers = max(n, 1) } }
+
+// WithOutboxOptions adds options to the store's outbox, such as
+// outbox.WithAppendHook(tracing.PublishHook()) so traces continue through it.
+func WithOutboxOptions(opts ...outbox.Option) Option {
+	return func(c *config) { c.obOpts = append(c.obOpts, opts...) }
+}
 
 // DefaultRedeliver is the relay's default outbox.Redeliver window: at start
 // it publishes again what it sent in the last 10 seconds of activity before
@@ -249,7 +256,9 @@ func (s *Store) prepare(ctx context.Context) error {
 		return err
 	}
 	var err error
-	s.ob, err = outbox.New(ctx, outbox.SQLite, s.w, outbox.WithReader(s.r), outbox.WithClock(s.cfg.now), outbox.WithWriter(s.write))
+	obOpts := append([]outbox.Option{outbox.WithClock(s.cfg.now)}, s.cfg.obOpts...)
+	obOpts = append(obOpts, outbox.WithReader(s.r), outbox.WithWriter(s.write))
+	s.ob, err = outbox.New(ctx, outbox.SQLite, s.w, obOpts...)
 	if err != nil {
 		return err
 	}
