@@ -221,6 +221,8 @@ func (b *Bus) Publish(ctx context.Context, events ...eventbus.Event) error {
 			}
 			futs = futs[1:]
 			first++
+			<-b.pubs
+			taken--
 		}
 		select {
 		case b.pubs <- struct{}{}:

@@ -474,3 +474,19 @@ func TestPublishAfterConnectionClosed(t *testing.T) {
 	defer cancel()
 	_ = b.Close(short)
 }
+
+func TestPublishLargeBatch(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	b, _ := newBus(t)
+	var c counter
+	if _, err := b.Subscribe("Big", c.handle, eventbus.Concurrency(4)); err != nil {
+		t.Fatal(err)
+	}
+	const n = 6000 // more than the bus's async publishes in flight
+	publishN(t, ctx, b, "Big", "b", n)
+	flush(t, ctx, b)
+	if got := len(c.snapshot()); got != n {
+		t.Errorf("handled %d of %d", got, n)
+	}
+}
