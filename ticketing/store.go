@@ -19,8 +19,12 @@ type Store interface {
 	// rolls back when fn returns an error (which Update returns) or panics.
 	// Transactions are serialisable with respect to each other (SQLite: BEGIN
 	// IMMEDIATE on one writer), so a check and a write in fn are atomic. Keep
-	// fn short: no I/O other than through tx. When the commit included
-	// appended events, Update notifies the store's relay.
+	// fn short: no I/O other than through tx, and never a nested Update (it
+	// would wait for itself). Use tx only inside fn. Update returns once the
+	// change is committed and visible to View. When the commit included
+	// appended events, Update notifies the store's relay. Statements in fn
+	// may ignore ctx's cancellation once fn started (a store may share one
+	// database transaction among concurrent Updates).
 	Update(ctx context.Context, fn func(tx Tx) error) error
 	// View runs fn with read access to committed data. Each read sees the
 	// latest commit; several reads in one View need not share a snapshot.
