@@ -438,16 +438,17 @@ func (b *Bus) Close(ctx context.Context) error {
 			s.abort()
 		}
 	}
+	b.mu.Lock()
+	b.state = closed // from now on handlers still running (after a forced stop) cannot publish
+	clear(b.subs)
+	b.mu.Unlock()
 	b.js.CleanupPublisher()
 	if err == nil {
+		// The acks and unsubscriptions reach the server before Close returns.
 		if ferr := b.nc.FlushWithContext(ctx); ferr != nil && ctx.Err() != nil {
 			err = ctx.Err()
 		}
 	}
-	b.mu.Lock()
-	b.state = closed
-	clear(b.subs)
-	b.mu.Unlock()
 	b.kill()
 	if err != nil {
 		return err

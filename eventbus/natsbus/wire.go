@@ -168,8 +168,7 @@ func decode(h nats.Header, data []byte) (eventbus.Event, error) {
 		if len(vs) == 0 || !strings.HasPrefix(k, hdrPrefix) {
 			continue
 		}
-		switch k {
-		case hdrID, hdrType, hdrSource, hdrSubject, hdrTime, hdrSpecVersion:
+		if reservedMeta[k[len(hdrPrefix):]] { // attributes, or ones we do not map (ce-datacontenttype)
 			continue
 		}
 		if e.Meta == nil {
