@@ -490,3 +490,55 @@ func TestPublishLargeBatch(t *testing.T) {
 		t.Errorf("handled %d of %d", got, n)
 	}
 }
+
+// A member that leaves gives what it fetched and did not start back to the
+// group at once (not after the ack wait).
+func TestDurableMemberLeavesWithFetchedEvents(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	stream := newStream()
+	url := serverURL(t)
+	a := newBusOn(t, connect(t, url), stream)
+	b := newBusOn(t, connect(t, url), stream)
+	var ca, cb counter
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	subA, err := a.Subscribe("Job", func(ctx context.Context, e eventbus.Event) error {
+		once.Do(func() { close(started); <-release })
+		return ca.handle(ctx, e)
+	}, eventbus.Durable("leavers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, ctx, a, "Job", "j", 100) // a fetches them all while its first handler waits
+	<-started
+	if _, err := b.Subscribe("Job", cb.handle, eventbus.Durable("leavers")); err != nil {
+		t.Fatal(err)
+	}
+	left := make(chan int)
+	go func() {
+		if err := subA.Unsubscribe(); err != nil {
+			t.Errorf("Unsubscribe: %v", err)
+		}
+		left <- len(ca.snapshot())
+	}()
+	close(release)
+	atLeave := <-left
+	// Less than the ack wait (10s): abandoned events must come back at once.
+	short, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	flush(t, short, b)
+	if got := len(ca.snapshot()); got != atLeave {
+		t.Errorf("the member that left handled %d events after Unsubscribe returned", got-atLeave)
+	}
+	total := map[string]int{}
+	for _, c := range []*counter{&ca, &cb} {
+		for id, k := range c.snapshot() {
+			total[id] += k
+		}
+	}
+	if len(total) != 100 {
+		t.Errorf("the group handled %d distinct events, want 100", len(total))
+	}
+}
