@@ -29,12 +29,15 @@
 //     error; it never drops an event silently.
 //   - Delivery is at least once, across restarts: an event is acked after its
 //     handler succeeded, retried in place with the subscription's backoff,
-//     and after MaxAttempts deliveries (NumDelivered counts them, the
-//     handler always runs at least once) published to the dead-letter stream
-//     "<stream>_DLQ" with its original headers plus Natsbus-Subscription,
-//     Natsbus-Error and Natsbus-Attempts (message id "<event id>/<consumer>"),
-//     handed to the dead-letter callback, and terminated. An operator replays
-//     a dead letter by publishing it again to "<stream>.<type>".
+//     and after MaxAttempts attempts (counted from JetStream's NumDelivered,
+//     so redeliveries count too; the handler always runs at least once)
+//     published to the dead-letter stream "<stream>_DLQ" (subject
+//     "<stream>_DLQ.<consumer>.<type>") with its original headers plus
+//     Natsbus-Subscription, Natsbus-Error, Natsbus-Attempts and the others
+//     below (message id "<event id>/<consumer>"), handed to the dead-letter
+//     callback once, and terminated. An operator replays a dead letter by
+//     publishing it again to "<stream>.<type>", which reaches every
+//     subscription of the type.
 //   - Durable(name) is a durable pull consumer shared by every instance that
 //     subscribes with that name and type: each event reaches one instance.
 //     A group created for the first time starts with new events; afterwards

@@ -1,0 +1,171 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gigbus/gigbus/eventbus"
+)
+
+// Flush waits until every consumer of this bus is idle: every event stored
+// for its filter up to the stream's last sequence is acked (or terminated),
+// nothing is in flight in this process, and the last sequence did not move
+// while checking; so events that handlers publish meanwhile are waited for
+// too, and so is the work of other members of this bus's durable groups.
+// Called from inside a handler it returns ErrInHandler at once.
+func (b *Bus) Flush(ctx context.Context) error {
+	if b.inHandler(ctx) {
+		return fmt.Errorf("natsbus: Flush: %w", eventbus.ErrInHandler)
+	}
+	return b.waitIdle(ctx, func() (check, local []*subscription) { return b.active(), b.retired() })
+}
+
+// retired returns the unsubscribed subscriptions whose workers still run.
+func (b *Bus) retired() []*subscription {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	subs := make([]*subscription, 0, len(b.retiring))
+	for s := range b.retiring {
+		subs = append(subs, s)
+	}
+	return subs
+}
+
+// active returns the bus's current subscriptions.
+func (b *Bus) active() []*subscription {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	subs := make([]*subscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	return subs
+}
+
+// waitIdle polls until the subscriptions in check are idle (see idle) and
+// those in local have nothing in flight here.
+func (b *Bus) waitIdle(ctx context.Context, subs func() (check, local []*subscription)) error {
+	delay := 500 * time.Microsecond
+	var t *time.Timer
+	busy := ""
+	for {
+		if b.nc.IsClosed() {
+			return fmt.Errorf("natsbus: waiting until idle: %w", nats.ErrConnectionClosed)
+		}
+		check, local := subs()
+		// Each check gets a short deadline of its own: a request lost in a
+		// reconnection must not hold Flush until ctx ends.
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ok, why, err := b.idle(cctx, check, local)
+		cancel()
+		if ok {
+			return nil
+		}
+		if why != "" {
+			busy = why
+		} else if err != nil {
+			busy = err.Error()
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("natsbus: waiting until idle (last seen busy: %s): %w", busy, ctx.Err())
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, nats.ErrDisconnected) &&
+			!errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, context.DeadlineExceeded) {
+			b.cfg.Logger.DebugContext(ctx, "natsbus: checking idleness", "err", err)
+		}
+		if t == nil {
+			t = time.NewTimer(delay)
+			defer t.Stop()
+		} else {
+			t.Reset(delay)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("natsbus: waiting until idle (last seen busy: %s): %w", busy, ctx.Err())
+		}
+		delay = min(delay*2, 20*time.Millisecond)
+	}
+}
+
+// idle reports whether every subscription in check has acked everything
+// stored for its filter and nothing is in flight here for check and local.
+//
+// A consumer's NumPending lags the stream under load, so the test is the
+// ack floor against the last message stored for the consumer's filter, and
+// the stream's last sequence must not move while checking: a handler
+// publishes before it acks, so an event it published is seen either in the
+// last sequence read first, or as a move of it.
+func (b *Bus) idle(ctx context.Context, check, local []*subscription) (bool, string, error) {
+	for _, s := range local {
+		if n := s.inflight.Load(); n > 0 {
+			return false, fmt.Sprintf("%s holds %d events", s.name, n), nil
+		}
+	}
+	for _, s := range check {
+		if n := s.inflight.Load(); n > 0 {
+			return false, fmt.Sprintf("%s holds %d events", s.name, n), nil
+		}
+	}
+	if len(check) == 0 {
+		return true, "", nil
+	}
+	last, err := b.lastSeq(ctx)
+	if err != nil {
+		return false, "", err
+	}
+	lastFor := map[string]uint64{}
+	for _, s := range check {
+		ci, err := s.cons.Info(ctx)
+		if err != nil {
+			if s.isGone() {
+				continue
+			}
+			return false, "", err
+		}
+		if ci.NumAckPending > 0 || ci.NumPending > 0 {
+			return false, fmt.Sprintf("consumer %s: %d pending, %d ack pending", s.consumer, ci.NumPending, ci.NumAckPending), nil
+		}
+		if floor := ci.AckFloor.Stream; floor < last {
+			if s.all {
+				return false, fmt.Sprintf("consumer %s: ack floor %d, last %d", s.consumer, floor, last), nil
+			}
+			l, ok := lastFor[s.filter]
+			if !ok {
+				m, err := b.stream.GetLastMsgForSubject(ctx, s.filter)
+				switch {
+				case errors.Is(err, jetstream.ErrMsgNotFound):
+				case err != nil:
+					return false, "", err
+				default:
+					l = m.Sequence
+				}
+				lastFor[s.filter] = l
+			}
+			if l > floor {
+				return false, fmt.Sprintf("consumer %s: ack floor %d, last for its filter %d", s.consumer, floor, l), nil
+			}
+		}
+		if n := s.inflight.Load(); n > 0 {
+			return false, fmt.Sprintf("%s holds %d events", s.name, n), nil
+		}
+	}
+	again, err := b.lastSeq(ctx)
+	if err != nil || again != last {
+		return false, "the stream grew", err
+	}
+	return true, "", nil
+}
+
+func (b *Bus) lastSeq(ctx context.Context) (uint64, error) {
+	si, err := b.stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return si.State.LastSeq, nil
+}
