@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gigbus/gigbus/eventbus"
@@ -140,6 +141,12 @@ func (b *Bus) Subscribe(eventType string, h eventbus.Handler, opts ...eventbus.S
 				// consumer after an outage longer than its inactive threshold.
 				b.cfg.Logger.Error("natsbus: the consumer is gone; this subscription receives nothing more",
 					"subscription", s.name, "consumer", s.consumer, "err", err)
+				return
+			}
+			if errors.Is(err, nats.ErrNoResponders) {
+				// Normal for a moment while a server restarts; for good if it
+				// came back without its JetStream state.
+				b.cfg.Logger.Warn("natsbus: the consumer does not answer", "subscription", s.name, "consumer", s.consumer, "err", err)
 				return
 			}
 			b.cfg.Logger.Debug("natsbus: consuming", "subscription", s.name, "consumer", s.consumer, "err", err)
