@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -42,7 +44,11 @@ func BenchmarkPurchase(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				var n, confirmed atomic.Int64
+				var (
+					n, confirmed atomic.Int64
+					latMu        sync.Mutex
+					lat          []time.Duration
+				)
 				b.SetParallelism(max(1, buyers/runtime.GOMAXPROCS(0)))
 				b.ResetTimer()
 				start := time.Now()
@@ -51,6 +57,7 @@ func BenchmarkPurchase(b *testing.B) {
 					ctx := context.Background()
 					for pb.Next() {
 						i := n.Add(1)
+						t0 := time.Now()
 						tk, err := sys.Tickets.PurchaseTicket(ctx, c.ID, ticketing.NewTicket{CustomerName: "Buyer", CustomerEmail: fmt.Sprintf("b%d@example.com", i)})
 						if err != nil {
 							b.Error(err)
@@ -64,10 +71,19 @@ func BenchmarkPurchase(b *testing.B) {
 							return
 						}
 						confirmed.Add(1)
+						d := time.Since(t0)
+						latMu.Lock()
+						lat = append(lat, d)
+						latMu.Unlock()
 					}
 				})
 				b.ReportMetric(float64(confirmed.Load())/time.Since(start).Seconds(), "confirmed/s")
 				b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(confirmed.Load()), "cpu-µs/purchase")
+				slices.Sort(lat)
+				if len(lat) > 0 {
+					b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+				}
 				st := s.Stats()
 				b.ReportMetric(float64(st.Transactions)/float64(st.Commits), "tx/commit")
 			})

@@ -9,6 +9,8 @@
 // Write transactions run one at a time on the writer (BEGIN IMMEDIATE), and
 // those that queue up share one commit (group commit, each in its own
 // SAVEPOINT): under load a commit's cost is spread over many transactions.
+// WAL checkpoints run on a connection of their own every 250ms, not inside
+// the commit that crosses a threshold, so no commit waits for one.
 // The relay that StartRelay starts is notified after each commit that
 // appended events, and at start publishes again the last DefaultRedeliver
 // of sent events, which an in-memory bus may have lost in a crash.
@@ -25,6 +27,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -61,6 +64,7 @@ type Store struct {
 	rstmts stmts // on the readers
 	idem   idemStmts
 	commit committer
+	ckpt   *checkpointer
 }
 
 // Option configures a Store.
@@ -124,13 +128,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	const pragmas = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(4000)"
+	const pragmas = "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 	s := &Store{cfg: cfg}
 	var err error
 	// One writer: database/sql hands it to one transaction at a time, and
 	// BEGIN IMMEDIATE takes SQLite's write lock at the start, so a
 	// transaction never fails half-way on a lock upgrade.
-	s.w, err = sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)&"+pragmas+"&_txlock=immediate")
+	s.w, err = sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)&"+pragmas+
+		"&_pragma=wal_autocheckpoint("+strconv.Itoa(autoCheckpointPages)+")&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -150,6 +155,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	s.r.SetMaxOpenConns(cfg.readers)
 	s.r.SetMaxIdleConns(cfg.readers)
 	s.r.SetConnMaxIdleTime(0)
+	ckpt, err := sql.Open("sqlite", path+"?"+pragmas)
+	if err != nil {
+		s.r.Close()
+		s.w.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	ckpt.SetMaxOpenConns(1)
+	s.ckpt = startCheckpointer(ckpt)
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -174,6 +187,9 @@ func (s *Store) Close() error {
 		errs = append(errs, st.close())
 	}
 	errs = append(errs, s.idem.close(), s.commit.close())
+	if s.ckpt != nil {
+		errs = append(errs, s.ckpt.close())
+	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
@@ -185,11 +201,16 @@ func (s *Store) Close() error {
 type Stats struct {
 	Transactions uint64 // committed write transactions
 	Commits      uint64 // SQLite commits (fewer with group commit)
+	Checkpoints  uint64 // background WAL checkpoints that copied pages
 }
 
 // Stats returns the counts since Open.
 func (s *Store) Stats() Stats {
-	return Stats{Transactions: s.commit.transactions.Load(), Commits: s.commit.commits.Load()}
+	st := Stats{Transactions: s.commit.transactions.Load(), Commits: s.commit.commits.Load()}
+	if s.ckpt != nil {
+		st.Checkpoints = s.ckpt.checkpoints.Load()
+	}
+	return st
 }
 
 // DB returns the writer and the reader pools, for tools and tests. Writing

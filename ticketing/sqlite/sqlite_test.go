@@ -161,3 +161,26 @@ func TestRestartRedeliversWhatTheBusLost(t *testing.T) {
 		t.Fatalf("available = %d, want 2", c.AvailableTickets)
 	}
 }
+
+// Checkpoints run beside the writer, not inside its commits.
+func TestBackgroundCheckpoint(t *testing.T) {
+	t.Parallel()
+	s := open(t, filepath.Join(t.TempDir(), "t.db"))
+	cs := ticketing.NewConcertService(s)
+	for range 50 {
+		if _, err := cs.AddConcert(t.Context(), ticketing.NewConcert{
+			Name: "Gig", Venue: "Hall", Date: time.Now().AddDate(0, 1, 0), TotalTickets: 1, Currency: "EUR"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().Checkpoints == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no background checkpoint within 10s")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting for an event
+	}
+	if st := s.Stats(); st.Transactions != 50 || st.Commits == 0 {
+		t.Fatalf("Stats = %+v, want 50 transactions", st)
+	}
+}
