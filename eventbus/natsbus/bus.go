@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,6 +52,7 @@ type Bus struct {
 	hbase   context.Context // life, marked as "inside a handler of this bus"
 	closing chan struct{}   // closed when Close starts
 	pubs    chan struct{}   // a slot per asynchronous publish in flight
+	lastPub atomic.Uint64   // the highest stream sequence this bus published
 
 	mu    sync.Mutex
 	state int // open, closing or closed
@@ -138,6 +140,16 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name string) (jet
 	return nil, fmt.Errorf("natsbus: existing stream %s has subjects %q, which do not cover %q", name, s.CachedInfo().Config.Subjects, want)
 }
 
+// noteSeq records seq as published by this bus.
+func (b *Bus) noteSeq(seq uint64) {
+	for {
+		old := b.lastPub.Load()
+		if seq <= old || b.lastPub.CompareAndSwap(old, seq) {
+			return
+		}
+	}
+}
+
 func (b *Bus) inHandler(ctx context.Context) bool {
 	v, _ := ctx.Value(inHandlerKey{}).(*Bus)
 	return v == b
@@ -206,7 +218,8 @@ func (b *Bus) Publish(ctx context.Context, events ...eventbus.Event) error {
 	first := 0 // index in msgs of futs[0]
 	wait := func(f jetstream.PubAckFuture, m *nats.Msg) error {
 		select {
-		case <-f.Ok():
+		case pa := <-f.Ok():
+			b.noteSeq(pa.Sequence)
 			return nil
 		case err := <-f.Err():
 			return fmt.Errorf("natsbus: publish %s (id %s): %w", m.Subject, m.Header.Get(hdrID), err)
@@ -256,7 +269,8 @@ func (b *Bus) Publish(ctx context.Context, events ...eventbus.Event) error {
 // ErrClosed at once. Durable subscriptions stop fetching, handle and ack what
 // this instance fetched, and leave the rest in the stream for their group.
 // Plain subscriptions, whose consumers end with the bus, handle everything
-// stored for them, including what handlers publish meanwhile. Then the
+// stored for them before Close began and what this bus's handlers publish
+// meanwhile (not what other instances keep publishing). Then the
 // ephemeral consumers are deleted and the connection flushed, so the server
 // holds no pull request of this bus. If ctx ends first, handlers' contexts
 // are cancelled and Close returns ctx's error; what was not acked is
@@ -317,10 +331,19 @@ func (b *Bus) drain(ctx context.Context) error {
 			return err
 		}
 	}
-	// Plain subscriptions: handle everything stored for them, while the
-	// durable ones finish what they hold (and may publish more).
-	if err := b.waitIdle(ctx, func() (check, local []*subscription) {
-		return b.live(plain), append(b.retired(), durable...)
+	// Plain subscriptions: handle everything stored for them until now,
+	// and what this bus's handlers publish meanwhile (the durable ones
+	// finish what they hold, and may publish more); not what other
+	// instances keep publishing.
+	start, err := b.lastSeq(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("natsbus: Close: %w", err)
+	}
+	if err := b.waitIdle(ctx, func(ctx context.Context) (bool, string, error) {
+		return b.drained(ctx, start, b.live(plain), append(b.retired(), durable...))
 	}); err != nil {
 		return err
 	}

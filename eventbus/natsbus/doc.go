@@ -58,8 +58,9 @@
 //     checking, so chains of handlers are waited for.
 //   - Close: durable subscriptions stop fetching, handle what this instance
 //     holds and leave the rest to their group; plain ones handle everything
-//     stored for them; then the bus leaves no goroutine behind. The
-//     connection stays the caller's.
+//     stored for them before Close began and what the bus's handlers publish
+//     meanwhile; then the bus leaves no goroutine behind. The connection
+//     stays the caller's.
 //   - After a disconnection or a server restart, consumption resumes when the
 //     connection is back (use nats.MaxReconnects(-1) or similar). Deliveries
 //     lost on the way, or held by an instance that died, come back after the

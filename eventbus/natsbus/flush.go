@@ -22,7 +22,9 @@ func (b *Bus) Flush(ctx context.Context) error {
 	if b.inHandler(ctx) {
 		return fmt.Errorf("natsbus: Flush: %w", eventbus.ErrInHandler)
 	}
-	return b.waitIdle(ctx, func() (check, local []*subscription) { return b.active(), b.retired() })
+	return b.waitIdle(ctx, func(ctx context.Context) (bool, string, error) {
+		return b.idle(ctx, b.active(), b.retired())
+	})
 }
 
 // retired returns the unsubscribed subscriptions whose workers still run.
@@ -47,9 +49,8 @@ func (b *Bus) active() []*subscription {
 	return subs
 }
 
-// waitIdle polls until the subscriptions in check are idle (see idle) and
-// those in local have nothing in flight here.
-func (b *Bus) waitIdle(ctx context.Context, subs func() (check, local []*subscription)) error {
+// waitIdle polls idle (see Bus.idle and Bus.drained) until it holds.
+func (b *Bus) waitIdle(ctx context.Context, idle func(context.Context) (bool, string, error)) error {
 	delay := 500 * time.Microsecond
 	var t *time.Timer
 	busy := ""
@@ -57,11 +58,10 @@ func (b *Bus) waitIdle(ctx context.Context, subs func() (check, local []*subscri
 		if b.nc.IsClosed() {
 			return fmt.Errorf("natsbus: waiting until idle: %w", nats.ErrConnectionClosed)
 		}
-		check, local := subs()
 		// Each check gets a short deadline of its own: a request lost in a
 		// reconnection must not hold Flush until ctx ends.
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		ok, why, err := b.idle(cctx, check, local)
+		ok, why, err := idle(cctx)
 		cancel()
 		if ok {
 			return nil
@@ -168,4 +168,58 @@ func (b *Bus) lastSeq(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	return si.State.LastSeq, nil
+}
+
+// drained is Close's test for plain subscriptions: every event stored for
+// them up to start (the stream's last sequence when Close began), or
+// published by this bus since (its handlers, while draining), is acked; and
+// nothing is in flight here for local. Events other instances publish after
+// start do not hold Close.
+func (b *Bus) drained(ctx context.Context, start uint64, plain, local []*subscription) (bool, string, error) {
+	for _, s := range local {
+		if n := s.inflight.Load(); n > 0 {
+			return false, fmt.Sprintf("%s holds %d events", s.name, n), nil
+		}
+	}
+	target := max(start, b.lastPub.Load())
+	for _, s := range plain {
+		ci, err := s.cons.Info(ctx)
+		if err != nil {
+			if s.isGone() {
+				continue
+			}
+			return false, "", err
+		}
+		floor := ci.AckFloor.Stream
+		switch {
+		case floor >= target: // everything up to target acked
+			continue
+		case ci.NumAckPending > 0:
+			return false, fmt.Sprintf("consumer %s: %d ack pending", s.consumer, ci.NumAckPending), nil
+		case ci.Delivered.Stream >= target: // delivered up to target, all acked
+			continue
+		}
+		last, err := b.lastSeq(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		if !s.all && last > floor {
+			m, err := b.stream.GetLastMsgForSubject(ctx, s.filter)
+			switch {
+			case errors.Is(err, jetstream.ErrMsgNotFound):
+				last = 0
+			case err != nil:
+				return false, "", err
+			default:
+				last = m.Sequence
+			}
+		}
+		if last > floor {
+			return false, fmt.Sprintf("consumer %s: ack floor %d, last for its filter %d", s.consumer, floor, last), nil
+		}
+	}
+	if max(start, b.lastPub.Load()) != target {
+		return false, "this bus published meanwhile", nil
+	}
+	return true, "", nil
 }

@@ -542,3 +542,60 @@ func TestDurableMemberLeavesWithFetchedEvents(t *testing.T) {
 		t.Errorf("the group handled %d distinct events, want 100", len(total))
 	}
 }
+
+// Close of an instance with a plain subscription handles what was stored
+// before it began (and what its handlers publish), not what other instances
+// keep publishing meanwhile.
+func TestCloseWhileOthersKeepPublishing(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	stream := newStream()
+	url := serverURL(t)
+	pub := newBusOn(t, connect(t, url), stream)
+	b := newBusOn(t, connect(t, url), stream)
+	var c, chained counter
+	if _, err := b.Subscribe("Feed", func(ctx context.Context, e eventbus.Event) error {
+		if err := c.handle(ctx, e); err != nil {
+			return err
+		}
+		if strings.HasPrefix(e.ID, "before-") {
+			return b.Publish(ctx, eventbus.Event{Type: "Chained", ID: "chained-" + e.ID})
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Subscribe("Chained", chained.handle); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, ctx, pub, "Feed", "before-", 200)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := pub.Publish(ctx, eventbus.Event{Type: "Feed", ID: fmt.Sprint("during-", i)}); err != nil {
+				t.Errorf("Publish: %v", err)
+				return
+			}
+		}
+	}()
+	err := b.Close(ctx)
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatalf("Close while another instance keeps publishing = %v, want nil", err)
+	}
+	got, gotChained := c.snapshot(), chained.snapshot()
+	for i := range 200 {
+		id := fmt.Sprint("before-", i)
+		if got[id] != 1 || gotChained["chained-"+id] != 1 {
+			t.Fatalf("after Close: %s handled %d times, its chained event %d times; want 1 and 1", id, got[id], gotChained["chained-"+id])
+		}
+	}
+}
