@@ -12,9 +12,13 @@ import (
 // the database file.
 const checkpointEvery = 250 * time.Millisecond
 
-// autoCheckpointPages is the writer's own checkpoint threshold, a fallback
-// far above what the checkpointer leaves in the WAL.
-const autoCheckpointPages = 20000
+// autoCheckpointPages is the writer's own checkpoint threshold (32 MiB of
+// WAL). Under steady writes the background checkpoint never sees the WAL
+// fully copied at the moment a write begins, so SQLite cannot restart the
+// WAL from its start; the writer's own checkpoint at this threshold then
+// copies only the last few frames the checkpointer left, and the WAL
+// restarts. The WAL file stays around this size.
+const autoCheckpointPages = 8000
 
 // checkpointer runs WAL checkpoints on a connection of its own. SQLite's
 // automatic checkpoint runs inside the commit that crosses the threshold,
