@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // MemoryBus is the in-process transport. Create it with New; the zero value
@@ -91,11 +92,6 @@ func (b *MemoryBus) Publish(ctx context.Context, events ...Event) error {
 		inHandler = true
 	}
 
-	// Counting the call itself as pending closes the race with Close: Close
-	// marks the bus closed, then waits for idle, which this call delays until
-	// its events are queued.
-	b.pending.Add(1)
-	defer b.finish(1)
 	if !inHandler {
 		if b.closed.Load() && !b.isWorker() {
 			return ErrClosed
@@ -105,11 +101,14 @@ func (b *MemoryBus) Publish(ctx context.Context, events ...Event) error {
 		}
 	}
 
-	now := b.cfg.Now()
+	var now time.Time // read once, and only if an event needs it: time.Now is not free
 	routes := *b.routes.Load()
 	all := routes["*"]
 	for i := range events {
 		e := events[i]
+		if e.Time.IsZero() && now.IsZero() {
+			now = b.cfg.Now()
+		}
 		Fill(&e, b.cfg.Source, now)
 		if len(b.cfg.PublishHooks) > 0 {
 			e = b.runHooks(ctx, e)
@@ -168,10 +167,21 @@ func (b *MemoryBus) enqueue(ctx context.Context, inHandler bool, r, all *route, 
 			}
 		}
 	}
+	n := int64(len(qs) + len(ws))
+	if n == 0 {
+		return nil
+	}
+	// Counting the deliveries as pending before checking for Close closes
+	// the race with it: Close marks the bus closed, then waits for idle, so
+	// either this sees closed, or Close waits for these deliveries.
+	b.pending.Add(n)
+	if !inHandler && b.closed.Load() && !b.isWorker() {
+		b.finish(n)
+		return ErrClosed
+	}
 	it := item{ev: e, ctx: ctx}
 	for _, list := range [2][]*queue{qs, ws} {
 		for _, q := range list {
-			b.pending.Add(1)
 			if !q.push(it) {
 				b.finish(1) // unsubscribed or shut down meanwhile
 			}
