@@ -140,6 +140,17 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, name string) (jet
 	return nil, fmt.Errorf("natsbus: existing stream %s has subjects %q, which do not cover %q", name, s.CachedInfo().Config.Subjects, want)
 }
 
+// recreateStreams creates the streams again if the server lost them (it
+// restarted without its store), so that publishing again succeeds.
+func (b *Bus) recreateStreams(ctx context.Context) {
+	for _, name := range []string{b.name, b.dlq} {
+		if _, err := ensureStream(ctx, b.js, name); err != nil {
+			b.cfg.Logger.Debug("natsbus: checking a stream after a failed publish", "stream", name, "err", err)
+			return
+		}
+	}
+}
+
 // noteSeq records seq as published by this bus.
 func (b *Bus) noteSeq(seq uint64) {
 	for {
@@ -222,6 +233,9 @@ func (b *Bus) Publish(ctx context.Context, events ...eventbus.Event) error {
 			b.noteSeq(pa.Sequence)
 			return nil
 		case err := <-f.Err():
+			if errors.Is(err, jetstream.ErrNoStreamResponse) {
+				b.recreateStreams(ctx)
+			}
 			return fmt.Errorf("natsbus: publish %s (id %s): %w", m.Subject, m.Header.Get(hdrID), err)
 		case <-ctx.Done():
 			return fmt.Errorf("natsbus: waiting for the stream to store %s (id %s): %w", m.Subject, m.Header.Get(hdrID), ctx.Err())
@@ -324,7 +338,7 @@ func (b *Bus) drain(ctx context.Context) error {
 	}
 	// Durable groups: stop fetching at once; what was fetched is handled.
 	for _, s := range durable {
-		s.cc.Drain()
+		s.end().cc.Drain()
 	}
 	for _, s := range durable {
 		if err := s.waitConsumeClosed(ctx); err != nil {
@@ -348,7 +362,7 @@ func (b *Bus) drain(ctx context.Context) error {
 		return err
 	}
 	for _, s := range plain {
-		s.cc.Drain()
+		s.end().cc.Drain()
 	}
 	for _, s := range plain {
 		if err := s.waitConsumeClosed(ctx); err != nil {

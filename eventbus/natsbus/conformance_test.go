@@ -24,7 +24,7 @@ func TestConformance(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			nc := connect(t, serverURL(t))
-			b, err := natsbus.New(ctx, nc, newStream(), opts...)
+			b, err := natsbus.New(ctx, nc, newStream(), append([]eventbus.Option{testLogger(t)}, opts...)...)
 			if err != nil {
 				t.Fatalf("natsbus.New: %v", err)
 			}

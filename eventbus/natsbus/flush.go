@@ -121,7 +121,8 @@ func (b *Bus) idle(ctx context.Context, check, local []*subscription) (bool, str
 	}
 	lastFor := map[string]uint64{}
 	for _, s := range check {
-		ci, err := s.cons.Info(ctx)
+		bd := s.bound.Load()
+		ci, err := bd.cons.Info(ctx)
 		if err != nil {
 			if s.isGone() {
 				continue
@@ -129,11 +130,11 @@ func (b *Bus) idle(ctx context.Context, check, local []*subscription) (bool, str
 			return false, "", err
 		}
 		if ci.NumAckPending > 0 || ci.NumPending > 0 {
-			return false, fmt.Sprintf("consumer %s: %d pending, %d ack pending", s.consumer, ci.NumPending, ci.NumAckPending), nil
+			return false, fmt.Sprintf("consumer %s: %d pending, %d ack pending", bd.consumer, ci.NumPending, ci.NumAckPending), nil
 		}
 		if floor := ci.AckFloor.Stream; floor < last {
 			if s.all {
-				return false, fmt.Sprintf("consumer %s: ack floor %d, last %d", s.consumer, floor, last), nil
+				return false, fmt.Sprintf("consumer %s: ack floor %d, last %d", bd.consumer, floor, last), nil
 			}
 			l, ok := lastFor[s.filter]
 			if !ok {
@@ -148,7 +149,7 @@ func (b *Bus) idle(ctx context.Context, check, local []*subscription) (bool, str
 				lastFor[s.filter] = l
 			}
 			if l > floor {
-				return false, fmt.Sprintf("consumer %s: ack floor %d, last for its filter %d", s.consumer, floor, l), nil
+				return false, fmt.Sprintf("consumer %s: ack floor %d, last for its filter %d", bd.consumer, floor, l), nil
 			}
 		}
 		if n := s.inflight.Load(); n > 0 {
@@ -183,7 +184,8 @@ func (b *Bus) drained(ctx context.Context, start uint64, plain, local []*subscri
 	}
 	target := max(start, b.lastPub.Load())
 	for _, s := range plain {
-		ci, err := s.cons.Info(ctx)
+		bd := s.bound.Load()
+		ci, err := bd.cons.Info(ctx)
 		if err != nil {
 			if s.isGone() {
 				continue
@@ -195,7 +197,7 @@ func (b *Bus) drained(ctx context.Context, start uint64, plain, local []*subscri
 		case floor >= target: // everything up to target acked
 			continue
 		case ci.NumAckPending > 0:
-			return false, fmt.Sprintf("consumer %s: %d ack pending", s.consumer, ci.NumAckPending), nil
+			return false, fmt.Sprintf("consumer %s: %d ack pending", bd.consumer, ci.NumAckPending), nil
 		case ci.Delivered.Stream >= target: // delivered up to target, all acked
 			continue
 		}
@@ -215,7 +217,7 @@ func (b *Bus) drained(ctx context.Context, start uint64, plain, local []*subscri
 			}
 		}
 		if last > floor {
-			return false, fmt.Sprintf("consumer %s: ack floor %d, last for its filter %d", s.consumer, floor, last), nil
+			return false, fmt.Sprintf("consumer %s: ack floor %d, last for its filter %d", bd.consumer, floor, last), nil
 		}
 	}
 	if max(start, b.lastPub.Load()) != target {

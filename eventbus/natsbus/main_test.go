@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -147,7 +148,7 @@ func newBusOn(t testing.TB, nc *nats.Conn, stream string, opts ...eventbus.Optio
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := natsbus.New(ctx, nc, stream, opts...)
+	b, err := natsbus.New(ctx, nc, stream, append([]eventbus.Option{testLogger(t)}, opts...)...)
 	if err != nil {
 		t.Fatalf("natsbus.New: %v", err)
 	}
@@ -165,4 +166,10 @@ func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// testLogger sends the bus's log to the test's output (shown with -v or on
+// failure).
+func testLogger(t testing.TB) eventbus.Option {
+	return eventbus.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil)))
 }

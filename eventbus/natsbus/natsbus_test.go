@@ -599,3 +599,13 @@ func TestCloseWhileOthersKeepPublishing(t *testing.T) {
 		}
 	}
 }
+
+// has reports whether an event whose id starts with prefix was handled.
+func (c *counter) has(prefix string) bool {
+	for id := range c.snapshot() {
+		if strings.HasPrefix(id, prefix) {
+			return true
+		}
+	}
+	return false
+}

@@ -150,3 +150,40 @@ func TestCloseGivesUpAtDeadline(t *testing.T) {
 		t.Errorf("Publish after Close = %v, want ErrClosed", err)
 	}
 }
+
+// A server that comes back without its store (the streams and consumers are
+// gone) gets them again: publishing works again, and subscriptions resume
+// with new events.
+func TestServerRestartWithoutState(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv := newEmbedded(t)
+	nc := connect(t, srv.url(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond), nats.ReconnectJitter(0, 0))
+	b := newBusOn(t, nc, "FRESH")
+	var durable, plain counter
+	if _, err := b.Subscribe("Tick", durable.handle, eventbus.Durable("ticks")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Subscribe("Tick", plain.handle); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, ctx, b, "Tick", "before-", 10)
+	flush(t, ctx, b)
+
+	srv.stop()
+	srv.opts.StoreDir = t.TempDir()
+	srv.start()
+
+	for i := 0; ; i++ {
+		_ = b.Publish(ctx, eventbus.Event{Type: "Tick", ID: fmt.Sprint("after-", i)})
+		if durable.has("after-") && plain.has("after-") {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("subscriptions did not resume on a server without state: durable %v, plain %v", durable.has("after-"), plain.has("after-"))
+		}
+		time.Sleep(20 * time.Millisecond) // the server restarts; the bus recreates what it lost
+	}
+	flush(t, ctx, b)
+}

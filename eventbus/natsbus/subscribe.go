@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gigbus/gigbus/eventbus"
@@ -28,9 +27,8 @@ type subscription struct {
 	consumer string // the JetStream consumer's name
 	durable  bool
 	cfg      eventbus.SubscribeConfig
-	handler  eventbus.Handler // bus middleware, Use middleware, handler
-	cons     jetstream.Consumer
-	cc       jetstream.ConsumeContext
+	handler  eventbus.Handler        // bus middleware, Use middleware, handler
+	bound    atomic.Pointer[binding] // the consumer and what consumes it; repair replaces it
 
 	slots    chan struct{}        // QueueSize bounds what this instance holds
 	queues   []chan jetstream.Msg // one per worker
@@ -48,9 +46,14 @@ type subscription struct {
 	keeperDone chan struct{}
 	wdone      []chan struct{}
 
-	mu    sync.Mutex
-	held  map[jetstream.Msg]time.Time // when each held event was fetched or last kept alive
-	goids []uint64                    // the workers' goroutine ids
+	repairs sync.WaitGroup
+
+	mu           sync.Mutex
+	held         map[jetstream.Msg]time.Time // when each held event was fetched or last kept alive
+	goids        []uint64                    // the workers' goroutine ids
+	ending       bool                        // Close or Unsubscribe took the binding: no more repairs
+	repairing    bool
+	repairCancel context.CancelFunc
 }
 
 // Subscribe registers h for eventType ("*" for every type). With
@@ -112,10 +115,11 @@ func (b *Bus) Subscribe(eventType string, h eventbus.Handler, opts ...eventbus.S
 
 	ctx, cancel := context.WithTimeout(b.life, opTimeout)
 	defer cancel()
-	if s.cons, err = s.createConsumer(ctx); err != nil {
+	cons, err := s.createConsumer(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.consumer = s.cons.CachedInfo().Name
+	bd := &binding{cons: cons, consumer: cons.CachedInfo().Name}
 
 	s.queues = make([]chan jetstream.Msg, cfg.Concurrency)
 	s.wdone = make([]chan struct{}, cfg.Concurrency)
@@ -128,40 +132,18 @@ func (b *Bus) Subscribe(eventType string, h eventbus.Handler, opts ...eventbus.S
 	}
 	go s.keep()
 
-	// The consumer's MaxAckPending (QueueSize) is what bounds the events this
-	// instance holds; pull batches are no smaller than 64, since nats.go's
-	// Consume can miss a re-pull with tiny batches (its heartbeat check then
-	// recovers, hence a short heartbeat).
-	s.cc, err = s.cons.Consume(s.dispatch,
-		jetstream.PullMaxMessages(max(cfg.QueueSize, 64)),
-		jetstream.PullHeartbeat(2*time.Second),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-				// An operator deleted it, or the server removed an ephemeral
-				// consumer after an outage longer than its inactive threshold.
-				b.cfg.Logger.Error("natsbus: the consumer is gone; this subscription receives nothing more",
-					"subscription", s.name, "consumer", s.consumer, "err", err)
-				return
-			}
-			if errors.Is(err, nats.ErrNoResponders) {
-				// Normal for a moment while a server restarts; for good if it
-				// came back without its JetStream state.
-				b.cfg.Logger.Warn("natsbus: the consumer does not answer", "subscription", s.name, "consumer", s.consumer, "err", err)
-				return
-			}
-			b.cfg.Logger.Debug("natsbus: consuming", "subscription", s.name, "consumer", s.consumer, "err", err)
-		}))
-	if err != nil {
-		s.abort()
-		s.deleteConsumer(ctx)
+	if err := s.consume(bd); err != nil {
+		s.closeStop()
+		s.deleteConsumer(ctx, bd.consumer)
 		return nil, fmt.Errorf("natsbus: Subscribe %s: %w", eventType, err)
 	}
+	s.bound.Store(bd)
 
 	b.mu.Lock()
 	if b.state != open {
 		b.mu.Unlock()
 		s.abort()
-		s.deleteConsumer(ctx)
+		s.deleteConsumer(ctx, bd.consumer)
 		return nil, eventbus.ErrClosed
 	}
 	b.subs[s] = struct{}{}
@@ -215,14 +197,12 @@ func (s *subscription) closeStop() { s.stopOnce.Do(func() { close(s.stop) }) }
 // workers leave after their current handler.
 func (s *subscription) abort() {
 	s.closeStop()
-	if s.cc != nil {
-		s.cc.Stop()
-	}
+	s.end().cc.Stop()
 }
 
 func (s *subscription) waitConsumeClosed(ctx context.Context) error {
 	select {
-	case <-s.cc.Closed():
+	case <-s.bound.Load().cc.Closed():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -243,7 +223,7 @@ func (s *subscription) finish(ctx context.Context) error {
 		return err
 	}
 	if !s.isGone() {
-		s.deleteConsumer(ctx)
+		s.deleteConsumer(ctx, s.bound.Load().consumer)
 	}
 	return nil
 }
@@ -257,15 +237,16 @@ func (s *subscription) wait(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	s.repairs.Wait() // ended: a repair under way gives up at once
 	return nil
 }
 
-func (s *subscription) deleteConsumer(ctx context.Context) {
-	if s.durable || s.consumer == "" {
+func (s *subscription) deleteConsumer(ctx context.Context, consumer string) {
+	if s.durable || consumer == "" {
 		return // a durable group outlives its members
 	}
-	if err := s.b.js.DeleteConsumer(ctx, s.b.name, s.consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		s.b.cfg.Logger.Debug("natsbus: deleting an ephemeral consumer", "consumer", s.consumer, "err", err)
+	if err := s.b.js.DeleteConsumer(ctx, s.b.name, consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.b.cfg.Logger.Debug("natsbus: deleting an ephemeral consumer", "consumer", consumer, "err", err)
 	}
 }
 
@@ -287,13 +268,14 @@ func (s *subscription) Unsubscribe() error {
 		s.closeStop()
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 		defer cancel()
+		bd := s.end()
 		if s.durable {
 			// Drain: what the server already sent reaches dispatch, which
 			// gives it back to the group at once.
-			s.cc.Drain()
+			bd.cc.Drain()
 			_ = s.waitConsumeClosed(ctx)
 		} else {
-			s.cc.Stop()
+			bd.cc.Stop()
 		}
 		s.mu.Lock()
 		goids := append([]uint64(nil), s.goids...)
@@ -314,7 +296,8 @@ func (s *subscription) Unsubscribe() error {
 				}
 			}
 		}
-		s.deleteConsumer(ctx)
+		s.repairs.Wait()
+		s.deleteConsumer(ctx, bd.consumer)
 	})
 	return nil
 }

@@ -187,20 +187,21 @@ func (s *subscription) sleep(m jetstream.Msg, d time.Duration) bool {
 // instead: it is never dropped silently.
 func (s *subscription) deadLetter(ctx context.Context, m jetstream.Msg, e eventbus.Event, err error, attempts int, seq uint64) {
 	b := s.b
+	consumer := s.bound.Load().consumer
 	now := b.cfg.Now()
 	h := make(nats.Header, len(m.Headers())+6)
 	for k, v := range m.Headers() {
 		h[k] = v
 	}
 	h[HeaderSubscription] = []string{s.name}
-	h[HeaderConsumer] = []string{s.consumer}
+	h[HeaderConsumer] = []string{consumer}
 	h[HeaderError] = []string{strings.NewReplacer("\r", " ", "\n", " ").Replace(err.Error())}
 	h[HeaderAttempts] = []string{strconv.Itoa(attempts)}
 	h[HeaderStreamSeq] = []string{strconv.FormatUint(seq, 10)}
 	h[HeaderDeadTime] = []string{now.UTC().Format(time.RFC3339Nano)}
-	h[hdrMsgID] = []string{e.ID + "/" + s.consumer}
+	h[hdrMsgID] = []string{e.ID + "/" + consumer}
 	dm := &nats.Msg{
-		Subject: b.dlq + "." + s.consumer + "." + strings.TrimPrefix(m.Subject(), b.name+"."),
+		Subject: b.dlq + "." + consumer + "." + strings.TrimPrefix(m.Subject(), b.name+"."),
 		Header:  h,
 		Data:    m.Data(),
 	}
