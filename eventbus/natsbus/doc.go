@@ -65,5 +65,7 @@
 //     connection is back (use nats.MaxReconnects(-1) or similar). Deliveries
 //     lost on the way, or held by an instance that died, come back after the
 //     consumers' ack wait (10s); handlers running longer are kept alive
-//     with InProgress.
+//     with InProgress. If the server comes back without its store, the bus
+//     creates the streams and its consumers again (they start with new
+//     events: what the server lost is lost) and logs it.
 package natsbus
