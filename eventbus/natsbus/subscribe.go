@@ -132,12 +132,12 @@ func (b *Bus) Subscribe(eventType string, h eventbus.Handler, opts ...eventbus.S
 	}
 	go s.keep()
 
+	s.bound.Store(bd) // before consuming: workers read it (bd.cc is set before anyone else reads it)
 	if err := s.consume(bd); err != nil {
 		s.closeStop()
 		s.deleteConsumer(ctx, bd.consumer)
 		return nil, fmt.Errorf("natsbus: Subscribe %s: %w", eventType, err)
 	}
-	s.bound.Store(bd)
 
 	b.mu.Lock()
 	if b.state != open {
