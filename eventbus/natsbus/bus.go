@@ -53,6 +53,7 @@ type Bus struct {
 	closing chan struct{}   // closed when Close starts
 	pubs    chan struct{}   // a slot per asynchronous publish in flight
 	lastPub atomic.Uint64   // the highest stream sequence this bus published
+	sources sync.Map        // "<type>\x00<source>" of what this bus published, for Topology
 
 	mu    sync.Mutex
 	state int // open, closing or closed
@@ -215,6 +216,7 @@ func (b *Bus) Publish(ctx context.Context, events ...eventbus.Event) error {
 			}
 		}
 		msgs[i] = encode(b.name+"."+e.Type, e, datas[i])
+		b.notePublisher(e.Type, e.Source)
 	}
 	if st := b.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("natsbus: publish: the NATS connection is %s; nothing was published: %w", st, nats.ErrDisconnected)

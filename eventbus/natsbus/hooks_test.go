@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -68,5 +69,41 @@ func TestPublishHooksAndMiddleware(t *testing.T) {
 	}
 	if want := []string{"bus1", "bus2", "use1", "use2", "handler"}; !slices.Equal(trail, want) {
 		t.Errorf("middleware ran %v, want %v", trail, want)
+	}
+}
+
+func TestTopology(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	b, _ := newBus(t, eventbus.WithSource("ticket-service"))
+	h := func(context.Context, eventbus.Event) error { return nil }
+	for _, sub := range []struct {
+		typ  string
+		opts []eventbus.SubscribeOption
+	}{
+		{"TicketPurchased", []eventbus.SubscribeOption{eventbus.Durable("mailer"), eventbus.Concurrency(2)}},
+		{"TicketPurchased", []eventbus.SubscribeOption{eventbus.Durable("mailer")}},
+		{"*", nil},
+	} {
+		if _, err := b.Subscribe(sub.typ, h, sub.opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Publish(ctx, eventbus.Event{Type: "TicketPurchased"}, eventbus.Event{Type: "TicketPurchased", Source: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	top := b.Topology()
+	if len(top.Types) != 2 || top.Types[0].Type != "TicketPurchased" || top.Types[1].Type != "*" {
+		t.Fatalf("Topology = %+v, want TicketPurchased then *", top)
+	}
+	tp := top.Types[0]
+	if !slices.Equal(tp.Publishers, []string{"admin", "ticket-service"}) {
+		t.Errorf("publishers = %v", tp.Publishers)
+	}
+	if len(tp.Subscriptions) != 1 || tp.Subscriptions[0] != (eventbus.SubscriptionInfo{Name: "mailer", Durable: true, Members: 2, Concurrency: 3, Queued: tp.Subscriptions[0].Queued}) {
+		t.Errorf("subscriptions = %+v, want the mailer group with 2 members and 3 workers", tp.Subscriptions)
+	}
+	if !strings.Contains(top.Mermaid(), "mailer") {
+		t.Errorf("Mermaid = %s", top.Mermaid())
 	}
 }
