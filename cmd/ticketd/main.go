@@ -235,8 +235,8 @@ func openStore(ctx context.Context, dsn string) (*sqlite.Store, error) {
 }
 
 // openBus returns the in-memory bus, or the JetStream bus for a NATS URL,
-// with the bus's topology (nil when the transport has none) and a close
-// function that closes the bus and then its connection.
+// with the bus's topology and a close function that closes the bus and then
+// its connection.
 func openBus(ctx context.Context, natsURL, stream string, logger *slog.Logger, m *metrics.Metrics) (eventbus.Bus, func() eventbus.Topology, func(context.Context) error, error) {
 	opts := []eventbus.Option{eventbus.WithLogger(logger), eventbus.WithSource("ticketd"), m.Option()}
 	if natsURL == "" {
@@ -253,12 +253,13 @@ func openBus(ctx context.Context, natsURL, stream string, logger *slog.Logger, m
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("-nats: %w", err)
 	}
+	m.WatchQueues(bus)
 	closeBus := func(ctx context.Context) error {
 		err := bus.Close(ctx)
 		nc.Close()
 		return err
 	}
-	return bus, nil, closeBus, nil
+	return bus, bus.Topology, closeBus, nil
 }
 
 // idempotencyKeyTTL is how long an Idempotency-Key answer is kept at least
