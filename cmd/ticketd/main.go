@@ -69,10 +69,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return demo(ctx, args, stdout, stderr)
 	case "load":
 		return load(ctx, args, getenv, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return nil
 	default:
-		return fmt.Errorf("unknown command %q (want serve, demo or load)", cmd)
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
 }
+
+const usage = `usage:
+  ticketd [serve] [-addr :8080] [-db ./data/ticketd.db] [-nats nats://host:4222]   the HTTP server
+  ticketd demo                                                                    the seed's scenario on a temporary database
+  ticketd load -url http://127.0.0.1:8080 -buyers 64 -requests N -seats S         a purchase rush against a running server
+Run "ticketd <command> -h" for a command's flags. TICKETD_ADMIN_TOKEN is the admin token.
+`
 
 // serve runs the HTTP server until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
