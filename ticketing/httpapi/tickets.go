@@ -116,13 +116,25 @@ func (s *Server) purchase(r *http.Request, concertID string, nt ticketing.NewTic
 
 // outcome waits (bounded) for t's outcome and renders it.
 func (s *Server) outcome(r *http.Request, t ticketing.Ticket) answer {
+	if got, err := s.await(r, t.ID); err == nil {
+		t = got
+	}
+	return s.render(r, t)
+}
+
+// await waits at most PurchaseWait for ticket id to leave pending.
+func (s *Server) await(r *http.Request, id string) (ticketing.Ticket, error) {
 	ctx, cancel := s.waitCtx(r.Context())
 	defer cancel()
-	if got, err := s.cfg.Tickets.AwaitOutcome(ctx, t.ID); err == nil {
-		t = got
-	} else if ticketing.ErrorCode(err) != ticketing.ENOTFOUND {
-		s.log.ErrorContext(r.Context(), "httpapi: await outcome", "ticket", t.ID, "err", err)
+	t, err := s.cfg.Tickets.AwaitOutcome(ctx, id)
+	if err != nil && ticketing.ErrorCode(err) != ticketing.ENOTFOUND {
+		s.log.ErrorContext(r.Context(), "httpapi: await outcome", "ticket", id, "err", err)
 	}
+	return t, err
+}
+
+// render answers a purchase by its ticket's status.
+func (s *Server) render(r *http.Request, t ticketing.Ticket) answer {
 	location := "/api/tickets/" + t.ID
 	switch t.Status {
 	case ticketing.StatusPending:
@@ -168,9 +180,12 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, rec *ticketing.I
 			s.writeError(w, r, errors.New("httpapi: stored 202 answer has no ticket"))
 			return
 		}
-		a := s.outcome(r, ticketing.Ticket{ID: t.ID, Status: ticketing.StatusPending})
 		w.Header().Set("Idempotent-Replayed", "true")
-		a.write(w)
+		if now, err := s.await(r, t.ID); err == nil {
+			s.render(r, now).write(w)
+			return
+		}
+		answer{status: rec.Status, header: rec.Header, body: rec.Body}.write(w)
 	default:
 		w.Header().Set("Idempotent-Replayed", "true")
 		answer{status: rec.Status, header: rec.Header, body: rec.Body}.write(w)
