@@ -254,7 +254,18 @@ func openBus(ctx context.Context, natsURL, stream string, logger *slog.Logger, m
 		m.WatchQueues(bus)
 		return bus, bus.Topology, bus.Close, nil
 	}
-	nc, err := nats.Connect(natsURL, nats.Name("ticketd"))
+	// Keep reconnecting for as long as it takes: natsbus resumes its
+	// consumers when the server is back, and Publish fails clearly meanwhile
+	// (the outbox keeps what was committed), so giving up would only turn an
+	// outage into a dead process.
+	nc, err := nats.Connect(natsURL, nats.Name("ticketd"),
+		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			logger.Warn("ticketd: NATS disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			logger.Info("ticketd: NATS reconnected", "url", c.ConnectedUrlRedacted())
+		}))
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("-nats: connect %s: %w", natsURL, err)
 	}
