@@ -261,7 +261,9 @@ func openBus(ctx context.Context, natsURL, stream string, logger *slog.Logger, m
 	nc, err := nats.Connect(natsURL, nats.Name("ticketd"),
 		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			logger.Warn("ticketd: NATS disconnected", "err", err)
+			if err != nil { // nil: our own Close
+				logger.Warn("ticketd: NATS disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			logger.Info("ticketd: NATS reconnected", "url", c.ConnectedUrlRedacted())
