@@ -40,15 +40,17 @@ func (m *member) run(w int) {
 	var batch []taken
 	for {
 		q.mu.Lock()
-		for spins := 0; !m.stopped && !q.shut && q.ready.len() == 0; spins++ {
-			if spins < maxSpins {
-				// Parking a goroutine and waking it again costs more than
-				// a few yields when events arrive back to back.
-				q.mu.Unlock()
+		if !m.stopped && !q.shut && q.ready.len() == 0 {
+			// Parking a goroutine and waking it again costs more than a
+			// few yields when events arrive back to back. Yield without
+			// the lock, so that publishers are not slowed down.
+			q.mu.Unlock()
+			for i := 0; i < maxSpins && q.queued.Load() == 0 && !m.stopping.Load(); i++ {
 				runtime.Gosched()
-				q.mu.Lock()
-				continue
 			}
+			q.mu.Lock()
+		}
+		for !m.stopped && !q.shut && q.ready.len() == 0 {
 			q.work.Wait()
 		}
 		if m.stopped || q.ready.len() == 0 { // stopped, or shut down and drained
