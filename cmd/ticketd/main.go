@@ -27,7 +27,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -254,35 +253,15 @@ func openBus(ctx context.Context, natsURL, stream string, logger *slog.Logger, m
 		m.WatchQueues(bus)
 		return bus, bus.Topology, bus.Close, nil
 	}
-	// Keep reconnecting for as long as it takes: natsbus resumes its
-	// consumers when the server is back, and Publish fails clearly meanwhile
-	// (the outbox keeps what was committed), so giving up would only turn an
-	// outage into a dead process.
-	nc, err := nats.Connect(natsURL, nats.Name("ticketd"),
-		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil: our own Close
-				logger.Warn("ticketd: NATS disconnected", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) {
-			logger.Info("ticketd: NATS reconnected", "url", c.ConnectedUrlRedacted())
-		}))
+	// natsbus.Dial keeps reconnecting for as long as it takes: consumers
+	// resume when the server is back, and Publish fails clearly meanwhile
+	// (the outbox keeps what was committed).
+	bus, err := natsbus.Dial(ctx, natsURL, stream, opts...)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("-nats: connect %s: %w", natsURL, err)
-	}
-	bus, err := natsbus.New(ctx, nc, stream, opts...)
-	if err != nil {
-		nc.Close()
 		return nil, nil, nil, fmt.Errorf("-nats: %w", err)
 	}
 	m.WatchQueues(bus)
-	closeBus := func(ctx context.Context) error {
-		err := bus.Close(ctx)
-		nc.Close()
-		return err
-	}
-	return bus, bus.Topology, closeBus, nil
+	return bus, bus.Topology, bus.Close, nil
 }
 
 // idempotencyKeyTTL is how long an Idempotency-Key answer is kept at least

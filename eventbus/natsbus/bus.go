@@ -63,6 +63,7 @@ type Bus struct {
 	// Close still wait for them.
 	retiring map[*subscription]struct{}
 	names    map[string]int // generated-name counters
+	ownConn  bool           // Dial made nc: Close closes it
 }
 
 const (
@@ -110,6 +111,35 @@ func New(ctx context.Context, nc *nats.Conn, stream string, opts ...eventbus.Opt
 	}
 	b.life, b.kill = context.WithCancel(context.Background())
 	b.hbase = context.WithValue(b.life, inHandlerKey{}, b)
+	return b, nil
+}
+
+// Dial connects to the NATS server at url and returns a bus on its stream, as
+// New does. The bus owns the connection: Close closes it. The connection
+// reconnects for as long as it takes (Publish fails clearly while it is
+// down; consumers resume when it is back), logging each disconnect and
+// reconnect to the bus's logger.
+func Dial(ctx context.Context, url, stream string, opts ...eventbus.Option) (*Bus, error) {
+	logger := eventbus.NewConfig(opts...).Logger
+	nc, err := nats.Connect(url, nats.Name("gigbus"),
+		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: our own Close
+				logger.Warn("natsbus: disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			logger.Info("natsbus: reconnected", "url", c.ConnectedUrlRedacted())
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: connect %s: %w", url, err)
+	}
+	b, err := New(ctx, nc, stream, opts...)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	b.ownConn = true
 	return b, nil
 }
 
@@ -322,10 +352,10 @@ func (b *Bus) Close(ctx context.Context) error {
 		}
 	}
 	b.kill()
-	if err != nil {
-		return err
+	if b.ownConn {
+		b.nc.Close()
 	}
-	return nil
+	return err
 }
 
 // drain is Close's graceful part; it returns ctx's error if ctx ended first.
