@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
-	"runtime"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gigbus/gigbus/eventbus/internal/goid"
 )
 
 // MemoryBus is the in-process transport. Create it with New; the zero value
@@ -29,17 +29,17 @@ type MemoryBus struct {
 	queues map[string]*queue // by subscription name: durable groups and plain subscriptions
 	names  map[string]int    // generated-name counters
 
-	// pending counts what keeps the bus from being idle: events accepted and
-	// not yet handled or dropped, plus Publish calls in progress.
+	// pending counts what keeps the bus from being idle: deliveries accepted
+	// (or about to be) and not yet handled or dropped.
 	pending atomic.Int64
 	waiting atomic.Bool // some Flush waits for idle
 	idleMu  sync.Mutex
 	idle    chan struct{} // closed when pending reaches zero, if waiting
 
 	closed     atomic.Bool // outside publishers get ErrClosed
+	drained    atomic.Bool // Close has shut the queues down: everyone gets ErrClosed
 	closeOnce  sync.Once
 	closeDone  chan struct{}
-	closeErr   error
 	life       context.Context // handlers' cancellation: ends when Close gives up
 	cancelLife context.CancelFunc
 	wg         sync.WaitGroup // every worker goroutine
@@ -92,10 +92,10 @@ func (b *MemoryBus) Publish(ctx context.Context, events ...Event) error {
 		inHandler = true
 	}
 
+	if b.rejects(inHandler) {
+		return ErrClosed
+	}
 	if !inHandler {
-		if b.closed.Load() && !b.isWorker() {
-			return ErrClosed
-		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -175,19 +175,36 @@ func (b *MemoryBus) enqueue(ctx context.Context, inHandler bool, r, all *route, 
 	// the race with it: Close marks the bus closed, then waits for idle, so
 	// either this sees closed, or Close waits for these deliveries.
 	b.pending.Add(n)
-	if !inHandler && b.closed.Load() && !b.isWorker() {
+	if b.rejects(inHandler) {
 		b.finish(n)
 		return ErrClosed
 	}
 	it := item{ev: e, ctx: ctx}
+	var dropped int64
 	for _, list := range [2][]*queue{qs, ws} {
 		for _, q := range list {
 			if !q.push(it) {
-				b.finish(1) // unsubscribed or shut down meanwhile
+				dropped++ // unsubscribed or shut down meanwhile
 			}
 		}
 	}
+	if dropped > 0 {
+		b.finish(dropped)
+		if b.closed.Load() {
+			return ErrClosed // the bus shut down under this call
+		}
+	}
 	return nil
+}
+
+// rejects reports whether Publish must return ErrClosed: after Close, except
+// for handlers while the bus drains (what they publish is part of the work
+// Close waits for); once drained, for everyone.
+func (b *MemoryBus) rejects(inHandler bool) bool {
+	if !b.closed.Load() {
+		return false
+	}
+	return b.drained.Load() || !inHandler && !b.isWorker()
 }
 
 func firstFull(lists ...[]*queue) *queue {
@@ -264,13 +281,7 @@ func (b *MemoryBus) Subscribe(eventType string, h Handler, opts ...SubscribeOpti
 	if err != nil {
 		return nil, err
 	}
-	chain := h
-	for i := len(cfg.Middleware) - 1; i >= 0; i-- {
-		chain = cfg.Middleware[i](chain)
-	}
-	for i := len(b.cfg.Middleware) - 1; i >= 0; i-- {
-		chain = b.cfg.Middleware[i](chain)
-	}
+	chain := Chain(h, append(slices.Clone(b.cfg.Middleware), cfg.Middleware...)...)
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -334,17 +345,9 @@ func (b *MemoryBus) removeQueue(q *queue) {
 }
 
 // generateName names a plain subscription after its handler's function, for
-// logs, dead letters and Topology: "ticketing.(*ConcertService).reserve#2".
+// logs, dead letters and Topology: "ticketing.(*ConcertService).reserve@T#2".
 func (b *MemoryBus) generateName(typ string, h Handler) string {
-	fn := "handler"
-	if f := runtime.FuncForPC(reflect.ValueOf(h).Pointer()); f != nil {
-		fn = f.Name()
-		if i := strings.LastIndexByte(fn, '/'); i >= 0 {
-			fn = fn[i+1:]
-		}
-		fn = strings.TrimSuffix(fn, "-fm")
-	}
-	base := fn + "@" + typ
+	base := HandlerName(h) + "@" + typ
 	b.names[base]++
 	if n := b.names[base]; n > 1 {
 		return base + "#" + strconv.Itoa(n)
@@ -360,7 +363,7 @@ func (s *subscription) Unsubscribe() error {
 	q, b := m.q, m.q.bus
 	self := false
 	m.once.Do(func() {
-		me := goid()
+		me := goid.Get()
 		q.mu.Lock()
 		m.stopped = true
 		m.stopping.Store(true)
@@ -455,13 +458,18 @@ func (b *MemoryBus) Close(ctx context.Context) error {
 	if b.isWorker() {
 		return fmt.Errorf("eventbus: Close: %w", ErrInHandler)
 	}
-	b.closed.Store(true)
+	first := false
 	b.closeOnce.Do(func() {
+		first = true
+		b.closed.Store(true)
 		go b.close()
 	})
+	if !first {
+		return nil // DESIGN: calling Close again returns at once
+	}
 	select {
 	case <-b.closeDone:
-		return b.closeErr
+		return nil
 	case <-ctx.Done():
 		// Give up: handlers are told to stop, queued events are dropped.
 		b.cancelLife()
@@ -485,6 +493,7 @@ func (b *MemoryBus) close() {
 }
 
 func (b *MemoryBus) shutdownQueues() int {
+	b.drained.Store(true)
 	b.mu.Lock()
 	qs := make([]*queue, 0, len(b.queues))
 	for _, q := range b.queues {
@@ -504,21 +513,6 @@ func (b *MemoryBus) shutdownQueues() int {
 // isWorker reports whether the calling goroutine is one of the bus's workers.
 // It costs about a microsecond, so it is only used off the hot path.
 func (b *MemoryBus) isWorker() bool {
-	_, ok := b.workers.Load(goid())
+	_, ok := b.workers.Load(goid.Get())
 	return ok
-}
-
-// goid returns the current goroutine's id, read from its stack header
-// ("goroutine 42 [running]:"). The bus needs to tell its own workers apart
-// (a handler calling Unsubscribe, Flush or Close must not wait for itself)
-// even when a handler does not pass its context along.
-func goid() uint64 {
-	var buf [32]byte
-	n := runtime.Stack(buf[:], false)
-	s := strings.TrimPrefix(string(buf[:n]), "goroutine ")
-	if i := strings.IndexByte(s, ' '); i > 0 {
-		id, _ := strconv.ParseUint(s[:i], 10, 64)
-		return id
-	}
-	return 0
 }

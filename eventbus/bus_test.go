@@ -338,3 +338,77 @@ func TestDurableGroupKeepsSubjectOrderAcrossMembers(t *testing.T) {
 		}
 	}
 }
+
+func TestPublishWithHandlerContextAfterCloseFails(t *testing.T) {
+	t.Parallel()
+	b := eventbus.New(eventbus.WithLogger(nil))
+	saved := make(chan context.Context, 1)
+	b.Subscribe("Save", func(ctx context.Context, _ eventbus.Event) error { saved <- ctx; return nil })
+	b.Publish(context.Background(), eventbus.Event{Type: "Save"})
+	hctx := <-saved
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(hctx, eventbus.Event{Type: "Save"}); !errors.Is(err, eventbus.ErrClosed) {
+		t.Errorf("Publish with a handler's context after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestFailingEventDoesNotHoldUpOthers(t *testing.T) {
+	t.Parallel()
+	b := newBus(t, eventbus.WithDeadLetter(func(context.Context, eventbus.DeadLetter) {}))
+	var handled atomic.Int64
+	failing := make(chan struct{}, 1)
+	sub, _ := b.Subscribe("H", func(_ context.Context, e eventbus.Event) error {
+		if e.Subject == "poison" {
+			select {
+			case failing <- struct{}{}:
+			default:
+			}
+			return errors.New("poison")
+		}
+		handled.Add(1)
+		return nil
+	}, eventbus.Concurrency(2), eventbus.MaxAttempts(2), eventbus.Backoff(time.Hour, time.Hour))
+	events := []eventbus.Event{{Type: "H", Subject: "poison"}}
+	for i := range 20 {
+		events = append(events, eventbus.Event{Type: "H", Subject: fmt.Sprint(i)})
+	}
+	b.Publish(context.Background(), events...)
+	<-failing
+	deadline := time.Now().Add(10 * time.Second)
+	for handled.Load() < 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of 20 events handled while one event waits an hour to retry", handled.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	sub.Unsubscribe() // ends the hour-long wait: dead-lettered
+}
+
+func TestSecondCloseReturnsAtOnce(t *testing.T) {
+	t.Parallel()
+	b := eventbus.New(eventbus.WithLogger(nil))
+	release := make(chan struct{})
+	started := make(chan struct{})
+	b.Subscribe("Slow", func(context.Context, eventbus.Event) error { close(started); <-release; return nil })
+	b.Publish(context.Background(), eventbus.Event{Type: "Slow"})
+	<-started
+	first := make(chan error, 1)
+	go func() { first <- b.Close(context.Background()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for { // the first Close must have begun before the second one counts as second
+		if err := b.Publish(context.Background(), eventbus.Event{Type: "Probe"}); errors.Is(err, eventbus.ErrClosed) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := b.Close(ctx); err != nil {
+		t.Errorf("second Close = %v, want nil at once", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Errorf("first Close = %v", err)
+	}
+}

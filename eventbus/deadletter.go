@@ -66,9 +66,18 @@ func (b *MemoryBus) Replay(ctx context.Context, dl DeadLetter) error {
 	if err := q.waitRoom(ctx); err != nil {
 		return err
 	}
+	// As in Publish: count the delivery before checking for Close, so that
+	// Close either waits for it or this call sees the bus closed.
 	b.pending.Add(1)
+	if b.closed.Load() {
+		b.finish(1)
+		return ErrClosed
+	}
 	if !q.push(item{ev: dl.Event, ctx: bgCtx}) {
 		b.finish(1)
+		if b.closed.Load() {
+			return ErrClosed
+		}
 		return fmt.Errorf("eventbus: replay %s to %q: %w", dl.Event.ID, dl.Subscription, ErrNoSubscription)
 	}
 	b.forget(dl)

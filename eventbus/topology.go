@@ -45,7 +45,7 @@ func (b *MemoryBus) Topology() Topology {
 	for typ, r := range routes {
 		if p := r.sources.Load(); p != nil {
 			f := flow(typ)
-			f.Publishers = slices.Sorted(slices.Values(*p))
+			f.Publishers = slices.Clone(*p)
 		}
 	}
 	for _, q := range b.queues {
@@ -63,12 +63,22 @@ func (b *MemoryBus) Topology() Topology {
 	}
 	b.mu.Unlock()
 
-	var t Topology
+	flows := make([]TypeFlow, 0, len(byType))
 	for _, f := range byType {
-		slices.SortFunc(f.Subscriptions, func(a, b SubscriptionInfo) int { return strings.Compare(a.Name, b.Name) })
-		t.Types = append(t.Types, *f)
+		flows = append(flows, *f)
 	}
-	slices.SortFunc(t.Types, func(a, b TypeFlow) int {
+	return NewTopology(flows...)
+}
+
+// NewTopology returns a Topology of flows in the canonical order: types
+// sorted ("*" last), and in each its publishers and subscriptions sorted.
+// Transports build their Topology with it.
+func NewTopology(flows ...TypeFlow) Topology {
+	for i := range flows {
+		slices.Sort(flows[i].Publishers)
+		slices.SortFunc(flows[i].Subscriptions, func(a, b SubscriptionInfo) int { return strings.Compare(a.Name, b.Name) })
+	}
+	slices.SortFunc(flows, func(a, b TypeFlow) int {
 		if (a.Type == "*") != (b.Type == "*") {
 			if a.Type == "*" {
 				return 1
@@ -77,7 +87,7 @@ func (b *MemoryBus) Topology() Topology {
 		}
 		return strings.Compare(a.Type, b.Type)
 	})
-	return t
+	return Topology{Types: flows}
 }
 
 // Mermaid renders the topology as a Mermaid flowchart ("graph TD"), like the

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gigbus/gigbus/eventbus/internal/goid"
 )
 
 // member is one Subscribe call: its handler, policy and workers, taking from
@@ -29,7 +31,7 @@ func (m *member) run(w int) {
 	defer m.q.bus.wg.Done()
 	defer m.wg.Done()
 	q, b := m.q, m.q.bus
-	id := goid()
+	id := goid.Get()
 	q.mu.Lock()
 	m.goids = append(m.goids, id)
 	q.mu.Unlock()
@@ -78,15 +80,20 @@ func (m *member) run(w int) {
 			}
 			t := &batch[i]
 			q.started()
-			hc = m.deliver(hc, t.it)
+			var gaveBack bool
+			hc, gaveBack = m.deliver(hc, t.it, batch[i+1:])
 			if t.sq != nil {
 				q.mu.Lock()
 				q.done(t.sq)
 				q.mu.Unlock()
 			}
+			if gaveBack {
+				batch = batch[:i+1]
+				break
+			}
 		}
 		b.finish(int64(len(batch)))
-		clear(batch) // drop references to payloads
+		clear(batch[:cap(batch)]) // drop references to payloads
 	}
 }
 
@@ -133,8 +140,11 @@ func (m *member) giveBack(rest []taken) {
 // deliver handles one event: attempts, backoff, dead letter. hc is the
 // previous attempt's context; it is reused when it would be identical (same
 // publisher context, first attempt), since a context must never change under
-// a handler that kept it.
-func (m *member) deliver(hc *handlerCtx, it item) *handlerCtx {
+// a handler that kept it. rest is the rest of the worker's batch: before it
+// waits to retry, deliver gives rest back to the queue (gaveBack), so that
+// one failing event does not hold up the events of other subjects while
+// other workers are idle.
+func (m *member) deliver(hc *handlerCtx, it item, rest []taken) (_ *handlerCtx, gaveBack bool) {
 	b := m.q.bus
 	for attempt := 1; ; attempt++ {
 		if !(attempt == 1 && hc.attempt == 1 && isBackground(it.ctx) && hc.parent == it.ctx) {
@@ -142,17 +152,21 @@ func (m *member) deliver(hc *handlerCtx, it item) *handlerCtx {
 		}
 		err := m.call(hc, it.ev)
 		if err == nil {
-			return hc
+			return hc, gaveBack
 		}
 		if attempt >= m.cfg.MaxAttempts || IsPermanent(err) {
 			b.deadLetter(hc, DeadLetter{Event: it.ev, Subscription: m.q.name, Err: err, Attempts: attempt, Time: time.Now()})
-			return hc
+			return hc, gaveBack
+		}
+		if !gaveBack && len(rest) > 0 {
+			m.giveBack(rest)
+			gaveBack = true
 		}
 		if !m.sleep(RetryDelay(m.cfg.BackoffInitial, m.cfg.BackoffMax, attempt)) {
 			// Unsubscribed, or the bus was closed by force, while waiting to
 			// retry: give up now, but never silently.
 			b.deadLetter(hc, DeadLetter{Event: it.ev, Subscription: m.q.name, Err: err, Attempts: attempt, Time: time.Now()})
-			return hc
+			return hc, gaveBack
 		}
 	}
 }

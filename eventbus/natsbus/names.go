@@ -3,8 +3,6 @@ package natsbus
 import (
 	"fmt"
 	"hash/fnv"
-	"reflect"
-	"runtime"
 	"strconv"
 	"strings"
 )
@@ -70,31 +68,4 @@ func consumerName(name, typ string) string {
 		n = n[:min(len(n), 64)] + "_" + strconv.FormatUint(uint64(h.Sum32()), 36)
 	}
 	return n
-}
-
-// handlerName names a plain subscription after its handler's function, for
-// logs and dead letters, like the memory bus does: "pkg.(*T).method@Type".
-func handlerName(h any, typ string) string {
-	fn := "handler"
-	if f := runtime.FuncForPC(reflect.ValueOf(h).Pointer()); f != nil {
-		fn = f.Name()
-		if i := strings.LastIndexByte(fn, '/'); i >= 0 {
-			fn = fn[i+1:]
-		}
-		fn = strings.TrimSuffix(fn, "-fm")
-	}
-	return fn + "@" + typ
-}
-
-// goid returns the current goroutine's id, so that Unsubscribe called from
-// its own handler does not wait for itself (as the memory bus does).
-func goid() uint64 {
-	var buf [32]byte
-	n := runtime.Stack(buf[:], false)
-	s := strings.TrimPrefix(string(buf[:n]), "goroutine ")
-	if i := strings.IndexByte(s, ' '); i > 0 {
-		id, _ := strconv.ParseUint(s[:i], 10, 64)
-		return id
-	}
-	return 0
 }

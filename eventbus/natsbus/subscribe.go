@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gigbus/gigbus/eventbus"
+	"github.com/gigbus/gigbus/eventbus/internal/goid"
 )
 
 // subscription is one Subscribe call: a pull consumer (its own ephemeral
@@ -77,13 +79,7 @@ func (b *Bus) Subscribe(eventType string, h eventbus.Handler, opts ...eventbus.S
 	if err != nil {
 		return nil, err
 	}
-	chain := h
-	for i := len(cfg.Middleware) - 1; i >= 0; i-- {
-		chain = cfg.Middleware[i](chain)
-	}
-	for i := len(b.cfg.Middleware) - 1; i >= 0; i-- {
-		chain = b.cfg.Middleware[i](chain)
-	}
+	chain := eventbus.Chain(h, append(slices.Clone(b.cfg.Middleware), cfg.Middleware...)...)
 	s := &subscription{
 		b: b, typ: eventType, all: eventType == "*", name: cfg.Name, durable: cfg.Name != "",
 		cfg: cfg, handler: chain,
@@ -104,7 +100,7 @@ func (b *Bus) Subscribe(eventType string, h eventbus.Handler, opts ...eventbus.S
 		return nil, eventbus.ErrClosed
 	}
 	if !s.durable {
-		base := handlerName(h, eventType)
+		base := eventbus.HandlerName(h) + "@" + eventType
 		b.names[base]++
 		s.name = base
 		if n := b.names[base]; n > 1 {
@@ -256,7 +252,7 @@ func (s *subscription) deleteConsumer(ctx context.Context, consumer string) {
 // finishes, and Unsubscribe waits for it unless called from that handler.
 // The durable consumer itself is never deleted. Calling it again returns nil.
 func (s *subscription) Unsubscribe() error {
-	me := goid()
+	me := goid.Get()
 	s.unsub.Do(func() {
 		s.gone.Store(true)
 		s.b.mu.Lock()

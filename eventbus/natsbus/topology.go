@@ -1,7 +1,6 @@
 package natsbus
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/gigbus/gigbus/eventbus"
@@ -53,20 +52,9 @@ func (b *Bus) Topology() eventbus.Topology {
 			Name: s.name, Durable: s.durable, Members: 1, Concurrency: s.cfg.Concurrency, Queued: int(s.inflight.Load()),
 		})
 	}
-	var t eventbus.Topology
+	flows := make([]eventbus.TypeFlow, 0, len(byType))
 	for _, f := range byType {
-		slices.Sort(f.Publishers)
-		slices.SortFunc(f.Subscriptions, func(a, b eventbus.SubscriptionInfo) int { return strings.Compare(a.Name, b.Name) })
-		t.Types = append(t.Types, *f)
+		flows = append(flows, *f)
 	}
-	slices.SortFunc(t.Types, func(a, b eventbus.TypeFlow) int {
-		if (a.Type == "*") != (b.Type == "*") {
-			if a.Type == "*" {
-				return 1
-			}
-			return -1
-		}
-		return strings.Compare(a.Type, b.Type)
-	})
-	return t
+	return eventbus.NewTopology(flows...)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gigbus/gigbus/eventbus"
+	"github.com/gigbus/gigbus/eventbus/internal/goid"
 )
 
 // dispatch is the consumer's callback: it takes a slot (waiting while this
@@ -61,7 +62,7 @@ func (s *subscription) work(i int) {
 		}
 	}()
 	s.mu.Lock()
-	s.goids[i] = goid()
+	s.goids[i] = goid.Get()
 	s.mu.Unlock()
 	q := s.queues[i]
 	for {

@@ -69,7 +69,9 @@ func (d Dialect) schema() []string {
 	data         ` + d.blob + `,
 	meta         TEXT,
 	created_at   BIGINT NOT NULL,
-	published_at BIGINT
+	published_at BIGINT,
+	available_at BIGINT,
+	requeues     INTEGER NOT NULL DEFAULT 0
 )`,
 		`CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL`,
 		`CREATE INDEX IF NOT EXISTS outbox_published ON outbox (published_at) WHERE published_at IS NOT NULL`,
@@ -81,4 +83,26 @@ func (d Dialect) schema() []string {
 )` + d.clustered,
 		`CREATE INDEX IF NOT EXISTS inbox_processed_at ON inbox (processed_at)`,
 	}
+}
+
+// requeueColumns are the columns Requeue added to the outbox table after
+// its first release; upgrade adds them to older tables.
+var requeueColumns = []struct{ name, def string }{
+	{"available_at", "BIGINT"},
+	{"requeues", "INTEGER NOT NULL DEFAULT 0"},
+}
+
+// requeueIndexes are created after the columns exist: Requeue finds an
+// event by id, and the relay finds requeued rows by when they are due.
+var requeueIndexes = []string{
+	`CREATE INDEX IF NOT EXISTS outbox_event_id ON outbox (id)`,
+	`CREATE INDEX IF NOT EXISTS outbox_requeued ON outbox (available_at) WHERE published_at IS NULL AND requeues > 0`,
+}
+
+// hasColumnQuery returns a query counting the outbox table's columns named ?.
+func (d Dialect) hasColumnQuery() string {
+	if d.dollar {
+		return `SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'outbox' AND column_name = $1`
+	}
+	return `SELECT COUNT(*) FROM pragma_table_info('outbox') WHERE name = ?`
 }

@@ -28,12 +28,32 @@ import (
 )
 
 // Schema returns the statements that create the outbox and inbox tables
-// (idempotent: CREATE ... IF NOT EXISTS).
-func Schema(d Dialect) []string { return d.schema() }
+// (idempotent: CREATE ... IF NOT EXISTS). They create the current tables;
+// a table created by an older version lacks the columns Requeue needs,
+// which Migrate adds.
+func Schema(d Dialect) []string { return append(d.schema(), requeueIndexes...) }
 
-// Migrate creates the outbox and inbox tables in db when missing.
+// Migrate creates the outbox and inbox tables in db when missing, and
+// brings an older outbox table up to date (the columns Requeue needs).
 func Migrate(ctx context.Context, db *sql.DB, d Dialect) error {
 	for _, q := range d.schema() {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("outbox: migrate: %w", err)
+		}
+	}
+	for _, c := range requeueColumns {
+		var n int
+		if err := db.QueryRowContext(ctx, d.hasColumnQuery(), c.name).Scan(&n); err != nil {
+			return fmt.Errorf("outbox: migrate: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, `ALTER TABLE outbox ADD COLUMN `+c.name+` `+c.def); err != nil {
+			return fmt.Errorf("outbox: migrate: add %s: %w", c.name, err)
+		}
+	}
+	for _, q := range requeueIndexes {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("outbox: migrate: %w", err)
 		}
