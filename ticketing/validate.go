@@ -44,8 +44,10 @@ func (v *validator) text(field, s string) string {
 }
 
 // Validate checks c against the limits and returns it normalised (names
-// trimmed, currency upper case, date in UTC), or an EINVALID *Error listing
-// every broken rule. now is the current time: the date must be after it.
+// trimmed, currency trimmed and upper-cased, so "eur" becomes "EUR"; date in
+// UTC), or an EINVALID *Error listing every broken rule. now is the current
+// time: the date must be after it. The currency must be an active ISO 4217
+// code (List One, see currency.go): "XYZ" is well formed but invalid.
 func (c NewConcert) Validate(now time.Time) (NewConcert, error) {
 	var v validator
 	c.Name = v.text("name", c.Name)
@@ -62,23 +64,13 @@ func (c NewConcert) Validate(now time.Time) (NewConcert, error) {
 	if c.TicketPriceCents < 0 {
 		v.add("ticket_price_cents", "must not be negative")
 	}
+	// Currency codes are case-insensitive on input: "eur" is stored and
+	// answered as "EUR".
 	c.Currency = strings.ToUpper(strings.TrimSpace(c.Currency))
-	if !isCurrency(c.Currency) {
-		v.add("currency", "must be a 3-letter ISO 4217 code such as EUR")
+	if msg := currencyProblem(c.Currency); msg != "" {
+		v.add("currency", msg)
 	}
 	return c, v.err()
-}
-
-func isCurrency(s string) bool {
-	if len(s) != 3 {
-		return false
-	}
-	for i := range 3 {
-		if s[i] < 'A' || s[i] > 'Z' {
-			return false
-		}
-	}
-	return true
 }
 
 // Validate checks t and returns it normalised (name trimmed), or an EINVALID
