@@ -12,6 +12,14 @@
 // already recorded, so a redelivered event (at-least-once delivery) is
 // applied once.
 //
+// Dead letters: a transport that gives up on an event (a handler failed it
+// too often) hands it to its dead-letter callback, and the event is gone
+// from the transport. Feed those of outbox events to [Outbox.Requeue]: the
+// row becomes unsent again with a growing delay, and the relay publishes it
+// again when due, to every subscriber (the inbox skips it where it was
+// applied). So no event that committed is lost, even one no handler can
+// take: it keeps coming back, slowly, and stays in the outbox.
+//
 // The tables are created by [Migrate]; the store that owns the database may
 // instead run the statements of [Schema] from its own migrations.
 package outbox
@@ -22,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/gigbus/gigbus/eventbus"
@@ -76,8 +85,17 @@ type Outbox struct {
 	write  func(ctx context.Context, fn func(tx *sql.Tx) error) error
 	hooks  []eventbus.PublishHook
 
+	requeueDelay, requeueMax time.Duration
+
 	insert, inbox, processed, batch *sql.Stmt
 	batchAfter                      *sql.Stmt // serial dialects: unsent rows after a seq
+	due                             *sql.Stmt // requeued unsent rows, by available_at
+
+	// dueHint is the earliest available_at (Unix ns) of a requeued row the
+	// relay may not have published yet; 0: none known. Requeue lowers it,
+	// the relay's pass over requeued rows clears and recomputes it.
+	dueHint atomic.Int64
+	relay   atomic.Pointer[Relay] // the running relay, woken by Requeue
 }
 
 // Option configures an Outbox.
@@ -111,13 +129,29 @@ func WithAppendHook(h eventbus.PublishHook) Option {
 	return func(o *Outbox) { o.hooks = append(o.hooks, h) }
 }
 
+// Requeue defaults: the first requeue of an event waits DefaultRequeueDelay,
+// each further one twice as long as the previous, up to
+// DefaultRequeueMaxDelay.
+const (
+	DefaultRequeueDelay    = 5 * time.Second
+	DefaultRequeueMaxDelay = 5 * time.Minute
+)
+
+// WithRequeueBackoff sets how long a requeued event waits before the relay
+// publishes it again: initial the first time, doubled per requeue, at most
+// max (default DefaultRequeueDelay and DefaultRequeueMaxDelay).
+func WithRequeueBackoff(initial, max time.Duration) Option {
+	return func(o *Outbox) { o.requeueDelay, o.requeueMax = initial, max }
+}
+
 // WithClock injects the clock (default time.Now).
 func WithClock(now func() time.Time) Option { return func(o *Outbox) { o.now = now } }
 
 // New prepares the outbox's statements on db, the database whose
 // transactions Append and MarkProcessed take. The tables must exist (Migrate).
 func New(ctx context.Context, d Dialect, db *sql.DB, opts ...Option) (*Outbox, error) {
-	o := &Outbox{d: d, w: db, r: db, source: "gigbus", now: time.Now}
+	o := &Outbox{d: d, w: db, r: db, source: "gigbus", now: time.Now,
+		requeueDelay: DefaultRequeueDelay, requeueMax: DefaultRequeueMaxDelay}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -132,8 +166,11 @@ func New(ctx context.Context, d Dialect, db *sql.DB, opts ...Option) (*Outbox, e
 		{o.w, &o.insert, `INSERT INTO outbox (id, type, source, subject, time_ns, data, meta, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
 		{o.w, &o.inbox, `INSERT INTO inbox (subscription, event_id, processed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`},
 		{o.r, &o.processed, `SELECT 1 FROM inbox WHERE subscription = ? AND event_id = ?`},
-		{o.r, &o.batch, `SELECT seq, id, type, source, subject, time_ns, data, meta FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?`},
-		{o.r, &o.batchAfter, `SELECT seq, id, type, source, subject, time_ns, data, meta FROM outbox WHERE published_at IS NULL AND seq > ? ORDER BY seq LIMIT ?`},
+		// Requeued rows (requeues > 0) are left to the due query: they wait
+		// for their time, and are marked sent only while not requeued again.
+		{o.r, &o.batch, `SELECT ` + rowCols + ` FROM outbox WHERE published_at IS NULL AND requeues = 0 ORDER BY seq LIMIT ?`},
+		{o.r, &o.batchAfter, `SELECT ` + rowCols + ` FROM outbox WHERE published_at IS NULL AND requeues = 0 AND seq > ? ORDER BY seq LIMIT ?`},
+		{o.r, &o.due, `SELECT ` + rowCols + ` FROM outbox WHERE published_at IS NULL AND requeues > 0 ORDER BY available_at, seq LIMIT ?`},
 	} {
 		s, err := p.db.PrepareContext(ctx, d.rebind(p.q))
 		if err != nil {
@@ -160,7 +197,7 @@ func (o *Outbox) defaultWrite(ctx context.Context, fn func(tx *sql.Tx) error) er
 // Close releases the prepared statements. It does not close the databases.
 func (o *Outbox) Close() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{o.insert, o.inbox, o.processed, o.batch, o.batchAfter} {
+	for _, s := range []*sql.Stmt{o.insert, o.inbox, o.processed, o.batch, o.batchAfter, o.due} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
@@ -269,11 +306,89 @@ func (o *Outbox) Processed(ctx context.Context, q Querier, subscription, eventID
 	return true, nil
 }
 
-// Pending returns how many committed events are not published yet.
+// Pending returns how many committed events are not published yet,
+// requeued events waiting for their time included.
 func (o *Outbox) Pending(ctx context.Context) (int, error) {
 	var n int
 	if err := o.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE published_at IS NULL`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("outbox: pending: %w", err)
 	}
 	return n, nil
+}
+
+// ErrUnknownEvent is returned by Requeue for an event id the outbox does
+// not hold: an event published without the outbox, or pruned already.
+var ErrUnknownEvent = errors.New("outbox: no such event in the outbox")
+
+// Requeued says when a requeued event is published again.
+type Requeued struct {
+	Requeues  int       // times the event was requeued, this one included
+	NotBefore time.Time // the relay publishes it again at this time or later
+}
+
+// Requeue puts the event with eventID back in the outbox, unsent, to be
+// published again (to every subscriber: consumers skip what their inbox
+// records) once its delay passed: the requeue backoff (see
+// WithRequeueBackoff) of its requeue count. Feed it the dead letters of
+// events that came from the outbox, so that an event a handler gave up on
+// comes back later instead of being lost: a poison event keeps coming
+// back, slowly, and is never dropped. It returns ErrUnknownEvent (wrapped)
+// for an id the outbox does not hold.
+//
+// Requeued events do not keep their place in commit order: each is
+// published when it is due, after what was committed meanwhile.
+func (o *Outbox) Requeue(ctx context.Context, eventID string) (Requeued, error) {
+	var rq Requeued
+	err := o.write(ctx, func(tx *sql.Tx) error {
+		ctx := context.WithoutCancel(ctx) // see WithWriter
+		var (
+			n     sql.NullInt64
+			count int
+		)
+		if err := tx.QueryRowContext(ctx, o.d.rebind(`SELECT MAX(requeues), COUNT(*) FROM outbox WHERE id = ?`), eventID).Scan(&n, &count); err != nil {
+			return err
+		}
+		if count == 0 {
+			return fmt.Errorf("%w: %s", ErrUnknownEvent, eventID)
+		}
+		rq.Requeues = int(n.Int64) + 1
+		rq.NotBefore = o.now().Add(o.requeueBackoff(rq.Requeues))
+		_, err := tx.ExecContext(ctx, o.d.rebind(`UPDATE outbox SET published_at = NULL, available_at = ?, requeues = ? WHERE id = ?`),
+			rq.NotBefore.UnixNano(), rq.Requeues, eventID)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrUnknownEvent) {
+			return Requeued{}, fmt.Errorf("outbox: requeue: %w", err)
+		}
+		return Requeued{}, fmt.Errorf("outbox: requeue %s: %w", eventID, err)
+	}
+	o.lowerDue(rq.NotBefore.UnixNano())
+	if r := o.relay.Load(); r != nil {
+		r.Notify() // it sets its timer for the new due time
+	}
+	return rq, nil
+}
+
+// requeueBackoff is the delay of an event's n-th requeue.
+func (o *Outbox) requeueBackoff(n int) time.Duration {
+	d := o.requeueDelay
+	for i := 1; i < n && d < o.requeueMax; i++ {
+		d *= 2
+	}
+	return max(min(d, o.requeueMax), 0)
+}
+
+// lowerDue makes ns the due hint if it is earlier than the current one.
+func (o *Outbox) lowerDue(ns int64) {
+	ns = max(ns, 1) // 0 means none
+	for {
+		h := o.dueHint.Load()
+		if h != 0 && h <= ns {
+			return
+		}
+		if o.dueHint.CompareAndSwap(h, ns) {
+			return
+		}
+	}
 }

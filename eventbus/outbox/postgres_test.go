@@ -8,6 +8,7 @@ package outbox_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -119,5 +120,53 @@ func TestPostgresDialect(t *testing.T) {
 	ob, in, err := o.Prune(context.Background(), now.Add(time.Hour), now.Add(time.Hour))
 	if err != nil || ob != 19 || in != 1 { // the newest row is kept
 		t.Fatalf("Prune = %d, %d, %v; want 19, 1", ob, in, err)
+	}
+}
+
+func TestPostgresRequeue(t *testing.T) {
+	t.Parallel()
+	db := openPostgres(t)
+	// A table from before Requeue: Migrate adds its columns.
+	if _, err := db.Exec(`ALTER TABLE outbox DROP COLUMN available_at, DROP COLUMN requeues`); err != nil {
+		t.Fatal(err)
+	}
+	if err := outbox.Migrate(t.Context(), db, outbox.PostgreSQL); err != nil {
+		t.Fatalf("Migrate an older table: %v", err)
+	}
+	clock := newFakeClock()
+	o, err := outbox.New(t.Context(), outbox.PostgreSQL, db, outbox.WithClock(clock.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close() })
+	bus := newBus(t)
+	var rec recorder
+	subscribe(t, bus, rec.handle)
+	r := startRelay(t, o, bus, outbox.BatchSize(3), outbox.PruneInterval(0))
+	for i := range 5 {
+		appendTx(t, db, o, eventbus.Event{ID: fmt.Sprintf("e%d", i), Type: "T", Subject: "s"})
+	}
+	settle(t, r, bus)
+	if _, err := o.Requeue(t.Context(), "nope"); !errors.Is(err, outbox.ErrUnknownEvent) {
+		t.Fatalf("Requeue(unknown) = %v, want ErrUnknownEvent", err)
+	}
+	for n, want := range []time.Duration{outbox.DefaultRequeueDelay, 2 * outbox.DefaultRequeueDelay} {
+		rq, err := o.Requeue(t.Context(), "e1")
+		if err != nil || rq.Requeues != n+1 || rq.NotBefore.Sub(clock.now()) != want {
+			t.Fatalf("Requeue = %+v, %v; want requeue %d in %v", rq, err, n+1, want)
+		}
+	}
+	appendTx(t, db, o, eventbus.Event{ID: "e5", Type: "T", Subject: "s"})
+	settle(t, r, bus)
+	if got := strings.Join(rec.ids(), ","); got != "e0,e1,e2,e3,e4,e5" {
+		t.Fatalf("before its time: published %s", got)
+	}
+	clock.add(2 * outbox.DefaultRequeueDelay)
+	settle(t, r, bus)
+	if got := strings.Join(rec.ids(), ","); got != "e0,e1,e2,e3,e4,e5,e1" {
+		t.Fatalf("when due: published %s", got)
+	}
+	if n, _ := o.Pending(t.Context()); n != 0 {
+		t.Fatalf("Pending = %d, want 0", n)
 	}
 }

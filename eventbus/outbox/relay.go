@@ -88,6 +88,11 @@ func RelayLogger(l *slog.Logger) RelayOption { return func(c *relayConfig) { c.l
 // published and marks in the background, since a write transaction may
 // wait for the store's other writers. On PostgreSQL a lower seq may commit
 // after a higher one, so each batch is marked by its seqs before the next.
+//
+// Requeued rows (Outbox.Requeue) stay out of that path: the relay publishes
+// each when its time has come (it keeps a timer for the earliest, and looks
+// at every poll), marks it sent unless it was requeued again meanwhile, and
+// never lets the marks of its commit-order batches mark one sent.
 type Relay struct {
 	o         *Outbox
 	bus       Publisher
@@ -137,7 +142,9 @@ func (o *Outbox) StartRelay(bus Publisher, opts ...RelayOption) (*Relay, error) 
 		prunerDone: make(chan struct{}),
 	}
 	if o.d.serial {
-		s, err := o.w.Prepare(o.d.rebind(`UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND seq <= ?`))
+		// requeues = 0: a row requeued after it was published waits for
+		// its time again (the due pass publishes and marks it).
+		s, err := o.w.Prepare(o.d.rebind(`UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND requeues = 0 AND seq <= ?`))
 		if err != nil {
 			return nil, fmt.Errorf("outbox: prepare: %w", err)
 		}
@@ -151,6 +158,10 @@ func (o *Outbox) StartRelay(bus Publisher, opts ...RelayOption) (*Relay, error) 
 			return nil, err
 		}
 	}
+	// Requeued rows left by a previous run (or another process) are due
+	// for a look at once.
+	o.lowerDue(1)
+	o.relay.Store(r)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go r.marker(ctx)
@@ -208,6 +219,7 @@ func (r *Relay) Close(ctx context.Context) error {
 
 func (r *Relay) run(ctx context.Context) {
 	defer close(r.done)
+	defer r.o.relay.CompareAndSwap(r, nil)
 	defer r.cancel()
 	defer func() {
 		close(r.markerStop)
@@ -219,7 +231,11 @@ func (r *Relay) run(ctx context.Context) {
 	}()
 	poll := time.NewTicker(r.cfg.poll)
 	defer poll.Stop()
+	// due fires when the earliest requeued row known is due.
+	due := time.NewTimer(0)
+	defer due.Stop()
 	var flushes []chan error
+	polled := false
 	reply := func(err error) {
 		for _, f := range flushes {
 			f <- err
@@ -232,7 +248,7 @@ func (r *Relay) run(ctx context.Context) {
 			reply(ErrRelayClosed)
 			return
 		case <-r.stop:
-			err := r.drain(ctx)
+			err := r.drain(ctx, false)
 			if err == nil {
 				err = r.markUpTo(ctx, r.after)
 			}
@@ -240,14 +256,22 @@ func (r *Relay) run(ctx context.Context) {
 			return
 		case <-r.wake:
 		case <-poll.C:
+			// Also look for requeued rows: another process may have
+			// requeued them.
+			polled = true
+		case <-due.C:
 		case f := <-r.flush:
 			flushes = append(flushes, f)
 		}
-		err := r.drain(ctx)
+		err := r.drain(ctx, polled)
+		polled = false
 		if err == nil && len(flushes) > 0 {
 			err = r.markUpTo(ctx, r.after)
 		}
 		reply(err)
+		if h := r.o.dueHint.Load(); h != 0 {
+			due.Reset(max(time.Duration(h-r.o.now().UnixNano()), time.Millisecond))
+		}
 		if err != nil && ctx.Err() == nil {
 			r.cfg.logger.Error("outbox: relay: publish failed; retrying", "err", err)
 			// Back off instead of spinning on a failing bus or database.
@@ -298,8 +322,13 @@ func (r *Relay) pruner(ctx context.Context) {
 	}
 }
 
-// drain publishes batches until no committed row is left unsent.
-func (r *Relay) drain(ctx context.Context) error {
+// drain publishes batches until no committed row is left unsent, and the
+// requeued rows that are due (all of them are looked for when all is true,
+// else only when one is known to be due).
+func (r *Relay) drain(ctx context.Context, all bool) error {
+	if err := r.publishDue(ctx, all); err != nil {
+		return err
+	}
 	for {
 		n, err := r.publishBatch(ctx)
 		if err != nil || n < r.cfg.batch {
@@ -309,9 +338,13 @@ func (r *Relay) drain(ctx context.Context) error {
 }
 
 func (r *Relay) publishBatch(ctx context.Context) (int, error) {
-	events, seqs, err := r.o.unsent(ctx, r.cfg.batch, r.after, r.mark != nil)
+	events, keys, err := r.o.unsent(ctx, r.o.batchAfter, r.o.batch, r.cfg.batch, r.after, r.mark != nil)
 	if err != nil || len(events) == 0 {
 		return 0, err
+	}
+	seqs := make([]int64, len(keys))
+	for i, k := range keys {
+		seqs[i] = k.seq
 	}
 	if err := r.bus.Publish(ctx, events...); err != nil {
 		return 0, fmt.Errorf("outbox: relay: publish: %w", err)
@@ -328,6 +361,70 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 	}
 	r.published.Add(uint64(len(events)))
 	return len(events), nil
+}
+
+// publishDue publishes the requeued rows whose time has come, in the order
+// they became due, and marks each sent unless it was requeued again
+// meanwhile. It runs when the due hint says a row is due, or always when
+// all is true; it leaves the hint at the earliest row not due yet.
+func (r *Relay) publishDue(ctx context.Context, all bool) error {
+	now := r.o.now().UnixNano()
+	if h := r.o.dueHint.Load(); !all && (h == 0 || h > now) {
+		return nil
+	}
+	// Clear the hint before reading: a Requeue that lowers it after this
+	// committed before it, so the read sees its row, or it lowers the hint
+	// again for the next pass.
+	r.o.dueHint.Store(0)
+	for {
+		events, keys, err := r.o.unsent(ctx, nil, r.o.due, r.cfg.batch, 0, false)
+		if err != nil {
+			r.o.lowerDue(1) // look again next time
+			return err
+		}
+		n := 0
+		for n < len(keys) && keys[n].availableAt <= now {
+			n++
+		}
+		if n > 0 {
+			if err := r.bus.Publish(ctx, events[:n]...); err != nil {
+				r.o.lowerDue(1)
+				return fmt.Errorf("outbox: relay: publish: %w", err)
+			}
+			r.published.Add(uint64(n))
+			if err := r.markDue(ctx, keys[:n]); err != nil {
+				r.o.lowerDue(1)
+				return err
+			}
+		}
+		if n < len(keys) {
+			r.o.lowerDue(keys[n].availableAt)
+			return nil
+		}
+		if len(keys) < r.cfg.batch {
+			return nil
+		}
+	}
+}
+
+// markDue marks requeued rows sent, each only if it was not requeued again
+// since it was read (a new requeue must not be marked sent).
+func (r *Relay) markDue(ctx context.Context, keys []rowKey) error {
+	now := r.o.now().UnixNano()
+	q := r.o.d.rebind(`UPDATE outbox SET published_at = ? WHERE seq = ? AND requeues = ? AND published_at IS NULL`)
+	err := r.o.write(ctx, func(tx *sql.Tx) error {
+		ctx := context.WithoutCancel(ctx) // see WithWriter
+		for _, k := range keys {
+			if _, err := tx.ExecContext(ctx, q, now, k.seq, k.requeues); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: relay: mark sent: %w", err)
+	}
+	return nil
 }
 
 // marker marks published batches sent in the background (serial dialects),
@@ -386,7 +483,8 @@ func (r *Relay) markSeqs(ctx context.Context, seqs []int64) error {
 	for _, s := range seqs {
 		args = append(args, s)
 	}
-	q := `UPDATE outbox SET published_at = ? WHERE seq IN (?` + strings.Repeat(", ?", len(seqs)-1) + `)`
+	// requeues = 0: a row requeued since it was read waits for its time.
+	q := `UPDATE outbox SET published_at = ? WHERE requeues = 0 AND seq IN (?` + strings.Repeat(", ?", len(seqs)-1) + `)`
 	err := r.o.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(context.WithoutCancel(ctx), r.o.d.rebind(q), args...)
 		return err
@@ -411,17 +509,26 @@ WHERE published_at >= (SELECT MAX(published_at) FROM outbox WHERE published_at I
 	return nil
 }
 
-// unsent reads up to n unsent rows in seq order (after seq after, when
+// rowCols are the columns unsent scans.
+const rowCols = `seq, id, type, source, subject, time_ns, data, meta, requeues, COALESCE(available_at, 0)`
+
+// rowKey identifies a read row for marking it sent.
+type rowKey struct {
+	seq, availableAt int64
+	requeues         int
+}
+
+// unsent reads up to n rows with stmt (with afterStmt after seq after, when
 // useAfter).
-func (o *Outbox) unsent(ctx context.Context, n int, after int64, useAfter bool) ([]eventbus.Event, []int64, error) {
+func (o *Outbox) unsent(ctx context.Context, afterStmt, stmt *sql.Stmt, n int, after int64, useAfter bool) ([]eventbus.Event, []rowKey, error) {
 	var (
 		rows *sql.Rows
 		err  error
 	)
 	if useAfter {
-		rows, err = o.batchAfter.QueryContext(ctx, after, n)
+		rows, err = afterStmt.QueryContext(ctx, after, n)
 	} else {
-		rows, err = o.batch.QueryContext(ctx, n)
+		rows, err = stmt.QueryContext(ctx, n)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("outbox: read unsent: %w", err)
@@ -429,17 +536,17 @@ func (o *Outbox) unsent(ctx context.Context, n int, after int64, useAfter bool) 
 	defer rows.Close()
 	var (
 		events []eventbus.Event
-		seqs   []int64
+		keys   []rowKey
 	)
 	for rows.Next() {
 		var (
 			e      eventbus.Event
-			seq    int64
+			k      rowKey
 			timeNS int64
 			data   []byte
 			meta   sql.NullString
 		)
-		if err := rows.Scan(&seq, &e.ID, &e.Type, &e.Source, &e.Subject, &timeNS, &data, &meta); err != nil {
+		if err := rows.Scan(&k.seq, &e.ID, &e.Type, &e.Source, &e.Subject, &timeNS, &data, &meta, &k.requeues, &k.availableAt); err != nil {
 			return nil, nil, fmt.Errorf("outbox: read unsent: %w", err)
 		}
 		e.Time = time.Unix(0, timeNS).UTC()
@@ -452,12 +559,12 @@ func (o *Outbox) unsent(ctx context.Context, n int, after int64, useAfter bool) 
 			}
 		}
 		events = append(events, e)
-		seqs = append(seqs, seq)
+		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("outbox: read unsent: %w", err)
 	}
-	return events, seqs, nil
+	return events, keys, nil
 }
 
 // Prune deletes sent outbox rows published before outboxBefore and inbox
