@@ -49,13 +49,19 @@ func decodeJSON(w http.ResponseWriter, body []byte, v any) bool {
 }
 
 func strictUnmarshal(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		return errors.New("the request body is empty; a JSON object is required")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return describeJSONError(err)
+	}
+	// Into a struct, only an object or null decodes without error, and
+	// null would leave v empty: it is a wrong type like any other.
+	if trimmed[0] != '{' {
+		return errors.New("the request body must be a JSON object, not null")
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("the request body holds more than one JSON value")
