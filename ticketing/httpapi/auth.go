@@ -33,6 +33,11 @@ func (s *Server) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		token, present := bearerToken(r)
 		if !s.isAdmin(token) {
+			// Read the body first, as the handler would have: one over
+			// the limit is a 413 whoever sends it.
+			if !drainBody(w, r) {
+				return
+			}
 			detail := "this endpoint needs the admin token: Authorization: Bearer <token>"
 			if present {
 				detail = "the admin token is wrong"

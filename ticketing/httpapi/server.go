@@ -34,6 +34,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -212,8 +213,21 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// limitBody answers 413 for a declared body over MaxBodyBytes and bounds the
-// body of every other request, so a handler reading it sees a MaxBytesError.
+// bodyRoutes are the routes whose handlers read the request body (through
+// the size limit, so an oversized one is a 413 there). requireAdmin, on
+// POST /api/concerts, drains the body itself before it answers 401.
+var bodyRoutes = map[string]bool{
+	"POST /api/concerts":              true,
+	"POST /api/concerts/{id}/tickets": true,
+}
+
+// limitBody answers 413 for a request whose body is over MaxBodyBytes,
+// whatever its route and however its body is framed. A declared body over
+// the limit (Content-Length) is refused unread. Every other body is bounded,
+// so a handler reading it sees a MaxBytesError; and a body of unknown length
+// (chunked) for a route that does not read it is read here first, into
+// io.Discard and at most MaxBodyBytes+1 bytes, so that it cannot slip past
+// the limit by being ignored. Nothing is buffered.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > MaxBodyBytes {
@@ -223,8 +237,26 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		if r.ContentLength < 0 {
+			if _, pattern := s.mux.Handler(r); !bodyRoutes[pattern] && !drainBody(w, r) {
+				return
+			}
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// drainBody reads and discards r's (size-limited) body. On failure it has
+// answered the request (413, or 400) and returns false.
+func drainBody(w http.ResponseWriter, r *http.Request) bool {
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			w.Header().Set("Connection", "close")
+		}
+		writeBodyError(w, err)
+		return false
+	}
+	return true
 }
 
 // recoverPanics turns a handler's panic into a logged 500 problem (when
