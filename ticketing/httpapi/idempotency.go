@@ -3,7 +3,10 @@ package httpapi
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
+
+	"github.com/gigbus/gigbus/ticketing"
 )
 
 // MaxIdempotencyKeyLen bounds the Idempotency-Key header.
@@ -45,13 +48,27 @@ func (s *Server) idempotencyKey(w http.ResponseWriter, r *http.Request) (key str
 }
 
 // fingerprint identifies a request for its Idempotency-Key: a hash of its
-// method, path and exact body bytes.
-func fingerprint(r *http.Request, body []byte) string {
+// method, the resource it acts on and its decoded, normalised body (req,
+// re-marshalled: a struct, so its fields come in one fixed order). The same
+// request sent with its JSON keys in another order, other whitespace or
+// other escapes has the same fingerprint.
+func fingerprint(method, resource string, req any) (string, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return "", err
+	}
 	h := sha256.New()
-	h.Write([]byte(r.Method))
+	h.Write([]byte(method))
 	h.Write([]byte{0})
-	h.Write([]byte(r.URL.Path))
+	h.Write([]byte(resource))
 	h.Write([]byte{0})
 	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// purchaseFingerprint is the fingerprint of a purchase of a ticket for
+// concertID by the validated (trimmed) buyer nt.
+func purchaseFingerprint(concertID string, nt ticketing.NewTicket) (string, error) {
+	return fingerprint(http.MethodPost, "/api/concerts/"+concertID+"/tickets",
+		newTicketJSON{CustomerName: nt.CustomerName, CustomerEmail: nt.CustomerEmail})
 }

@@ -45,7 +45,10 @@ func TestIdempotencyKeyStates(t *testing.T) {
 		return w
 	}
 	scope := "purchase:" + c.ID
-	fp := fingerprint(httptest.NewRequest("POST", path, nil), []byte(body))
+	fp, err := purchaseFingerprint(c.ID, ticketing.NewTicket{CustomerName: "John", CustomerEmail: "john@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if rec, err := store.Reserve(ctx, scope, "k", fp); err != nil || rec != nil {
 		t.Fatalf("Reserve: got %v, %v", rec, err)
 	}

@@ -10,16 +10,19 @@
 // sold out (problem+json with ticket_id), or 202 with Location to poll.
 //
 // An Idempotency-Key (printable ASCII, at most 255 characters) is scoped to
-// the concert; the request's fingerprint is a hash of its method, path and
-// exact body bytes. Invalid requests (400, 422) are answered before the key
-// is claimed, so they are not stored. The first request with a key stores
-// its 201, 202 or 409; a 404 or 500 releases the key. Then the same key with
-// the same body replays the stored answer (with Idempotent-Replayed: true),
-// except that a stored 202 is refreshed: the ticket is awaited again and its
-// current outcome returned, so a client retrying a slow purchase learns how
-// it ended. The same key with another body is 422 idempotency-key-reused;
-// while the first request runs it is 409 idempotency-key-in-use. cmd/ticketd
-// purges keys older than 24 hours.
+// the concert; the request's fingerprint is a hash of its method, concert
+// and decoded, validated body (re-marshalled, with the name trimmed), so
+// the same purchase with its JSON keys in another order or other whitespace
+// is the same request. Invalid requests (400, 422) are answered before the
+// key is claimed, so they are not stored. The first request with a key
+// stores its 201, 202 or 409; a 404 or 500 releases the key. Then the same
+// key with the same request replays the stored answer (with
+// Idempotent-Replayed: true), except that a stored 202 is refreshed: the
+// ticket is awaited again and its current outcome returned, so a client
+// retrying a slow purchase learns how it ended. The same key with another
+// request (another buyer) is 422 idempotency-key-reused; while the first
+// request runs it is 409 idempotency-key-in-use. cmd/ticketd purges keys
+// older than 24 hours.
 //
 // # Event stream
 //

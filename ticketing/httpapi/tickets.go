@@ -67,7 +67,8 @@ func (s *Server) purchaseTicket(w http.ResponseWriter, r *http.Request) {
 	nt := ticketing.NewTicket{CustomerName: in.CustomerName, CustomerEmail: in.CustomerEmail}
 	// Validate before the idempotency key is claimed: invalid requests are
 	// not stored, so the client may fix the body and retry with the same key.
-	if _, err := nt.Validate(); err != nil {
+	norm, err := nt.Validate()
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -80,13 +81,18 @@ func (s *Server) purchaseTicket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	scope := "purchase:" + concertID
-	rec, err := s.cfg.Idempotency.Reserve(r.Context(), scope, key, fingerprint(r, body))
+	fp, err := purchaseFingerprint(concertID, norm)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rec, err := s.cfg.Idempotency.Reserve(r.Context(), scope, key, fp)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	if rec != nil {
-		s.replay(w, r, rec, fingerprint(r, body))
+		s.replay(w, r, rec, fp)
 		return
 	}
 	a := s.purchase(r, concertID, nt)
