@@ -26,7 +26,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lastID, resume := parseLastEventID(r)
-	c, backlog, err := s.stream.subscribe(lastID, resume)
+	c, backlog, gap, err := s.stream.subscribe(lastID, resume)
 	if err != nil {
 		writeProblem(w, newProblem(http.StatusServiceUnavailable, ProblemUnavailable, "Service unavailable", "the server is shutting down"))
 		return
@@ -58,8 +58,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	flush := func() bool { return rc.Flush() == nil }
 	pick := func(m *message) []byte { return m.frame(admin) }
 
-	// The retry hint and the backlog go out with the headers, at once.
+	// The retry hint, the reset (when the client missed events the ring no
+	// longer holds) and the backlog go out with the headers, at once.
 	if !write([]byte("retry: 2000\n\n")) {
+		return
+	}
+	if gap != 0 && !write(resetFrame(gap, lastID)) {
 		return
 	}
 	for _, m := range backlog {

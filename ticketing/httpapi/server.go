@@ -29,9 +29,25 @@
 // GET /api/events sends every bus event as one CloudEvent (JSON, on one
 // data: line) with an increasing id: line; Last-Event-ID resumes from a
 // ring of recent events. Clients that fall behind are disconnected rather
-// than slowing the bus. The public stream keeps only ids, status, reason and
-// seats left of ticket events; the admin token (Authorization: Bearer, or
-// ?token=) unlocks the full events.
+// than slowing the bus. The public stream keeps only ids, status, reason
+// and seats left of ticket events; the admin token (Authorization: Bearer,
+// or ?token=) unlocks the full events.
+//
+// When Last-Event-ID is older than the ring reaches (the events after it
+// were pushed out, or were sent before this process started), the stream
+// does not pretend nothing was missed: its first message, before the events
+// the ring still holds, is
+//
+//	id: <the id of the last event missed>
+//	event: reset
+//	data: {"specversion":"1.0","type":"reset","source":"/api/events",...,
+//	       "data":{"reason":"events-missed","last_event_id":"<as sent>","reload":true,"detail":"..."}}
+//
+// (one data: line). A client should then reload the state it derives from
+// the stream (GET /api/concerts, its tickets) and keep reading. The reset's
+// id means a client that reconnects again resumes after the gap, so it is
+// not told twice. (The events of ticketing are capitalised names, never
+// "reset".)
 package httpapi
 
 import (

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strconv"
@@ -62,7 +63,8 @@ func newStream(bus eventbus.Bus, ringSize, clientBuf int, log *slog.Logger, onDr
 		ring:    make([]*message, ringSize),
 		// Ids start at the start time in microseconds, so they keep growing
 		// across restarts: a Last-Event-ID from before a restart is older
-		// than every id of this process and gets the whole ring.
+		// than every id of this process: it gets a reset, then the whole
+		// ring.
 		nextID:  uint64(time.Now().UnixMicro()),
 		clients: map[*client]struct{}{},
 	}
@@ -140,23 +142,68 @@ func (st *stream) push(m *message) {
 
 // subscribe adds a client. With resume, backlog holds the ring's events
 // after lastID; registering and reading the ring happen under one lock, so
-// the client sees every event exactly once from there on.
-func (st *stream) subscribe(lastID uint64, resume bool) (c *client, backlog []*message, err error) {
+// the client sees every event exactly once from there on. gap is non-zero
+// when events after lastID are no longer in the ring (they were pushed out,
+// or sent before this process started): it is the id just before the
+// oldest event kept, the last one the client can no longer get.
+func (st *stream) subscribe(lastID uint64, resume bool) (c *client, backlog []*message, gap uint64, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.closed {
-		return nil, nil, errStreamClosed
+		return nil, nil, 0, errStreamClosed
 	}
 	c = &client{ch: make(chan *message, st.bufSize), done: make(chan struct{})}
 	st.clients[c] = struct{}{}
 	if resume {
+		oldest := st.nextID // the id the next event gets, when the ring is empty
+		if st.n > 0 {
+			oldest = st.ring[st.first].id
+		}
+		if lastID < oldest-1 { // ids start far above 0: no underflow
+			gap = oldest - 1
+		}
 		for i := 0; i < st.n; i++ {
 			if m := st.ring[(st.first+i)%len(st.ring)]; m.id > lastID {
 				backlog = append(backlog, m)
 			}
 		}
 	}
-	return c, backlog, nil
+	return c, backlog, gap, nil
+}
+
+// resetFrame is the SSE message that tells a resuming client it missed
+// events: "event: reset", with the id of the last missed event (so a
+// client that reconnects again resumes after it) and one CloudEvent whose
+// data says to reload.
+func resetFrame(gap, lastID uint64) []byte {
+	data, _ := json.Marshal(resetData{
+		Reason:      "events-missed",
+		LastEventID: strconv.FormatUint(lastID, 10),
+		Reload:      true,
+		Detail:      "events after Last-Event-ID are no longer buffered; reload the current state, then keep reading the stream",
+	})
+	ce, _ := json.Marshal(cloudEvent{
+		SpecVersion:     "1.0",
+		ID:              "reset-" + strconv.FormatUint(gap, 10),
+		Type:            resetEvent,
+		Source:          "/api/events",
+		Time:            time.Now().UTC().Format(time.RFC3339Nano),
+		DataContentType: "application/json",
+		Data:            data,
+	})
+	return sseFrame(gap, resetEvent, ce)
+}
+
+// resetEvent is the event type of the stream's own reset message; bus event
+// types are capitalised names, so it cannot clash with one.
+const resetEvent = "reset"
+
+// resetData is the data of a reset message.
+type resetData struct {
+	Reason      string `json:"reason"`        // "events-missed"
+	LastEventID string `json:"last_event_id"` // the Last-Event-ID the client sent
+	Reload      bool   `json:"reload"`        // always true: reload the state
+	Detail      string `json:"detail"`
 }
 
 func (st *stream) unsubscribe(c *client) {

@@ -43,11 +43,11 @@ func publish(t *testing.T, bus *eventbus.MemoryBus, n int) {
 func TestStreamDropsSlowClientWithoutBlockingTheBus(t *testing.T) {
 	t.Parallel()
 	bus, st, drops := newTestStream(t, 16, 2)
-	slow, _, err := st.subscribe(0, false)
+	slow, _, _, err := st.subscribe(0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fast, _, _ := st.subscribe(0, false)
+	fast, _, _, _ := st.subscribe(0, false)
 	// The slow client never reads; Flush returning proves the bus was not held.
 	publish(t, bus, 2)
 	for range 2 {
@@ -76,31 +76,43 @@ func TestStreamResumesFromRing(t *testing.T) {
 	t.Parallel()
 	bus, st, _ := newTestStream(t, 4, 8)
 	publish(t, bus, 6) // the ring keeps the last 4
-	_, all, _ := st.subscribe(0, true)
+	_, all, gap, _ := st.subscribe(0, true)
 	if len(all) != 4 {
 		t.Fatalf("resume from before the ring: got %d events, want the 4 kept", len(all))
+	}
+	if gap != all[0].id-1 {
+		t.Errorf("resume from before the ring: gap %d, want %d (the last event pushed out)", gap, all[0].id-1)
+	}
+	if _, _, gap, _ := st.subscribe(all[0].id-1, true); gap != 0 {
+		t.Errorf("resume right before the oldest kept: gap %d, want none", gap)
+	}
+	if _, _, gap, _ := st.subscribe(all[0].id-2, true); gap != all[0].id-1 {
+		t.Errorf("resume one event before that: gap %d, want %d", gap, all[0].id-1)
 	}
 	for i := 1; i < len(all); i++ {
 		if all[i].id != all[i-1].id+1 {
 			t.Fatalf("ids not consecutive: %d then %d", all[i-1].id, all[i].id)
 		}
 	}
-	_, rest, _ := st.subscribe(all[1].id, true)
+	_, rest, gap, _ := st.subscribe(all[1].id, true)
+	if gap != 0 {
+		t.Errorf("resume within the ring: gap %d, want none", gap)
+	}
 	if len(rest) != 2 || rest[0].id != all[2].id {
 		t.Errorf("resume after %d: got %d events, want 2 from %d", all[1].id, len(rest), all[2].id)
 	}
-	_, none, _ := st.subscribe(all[3].id, true)
+	_, none, _, _ := st.subscribe(all[3].id, true)
 	if len(none) != 0 {
 		t.Errorf("resume at the newest: got %d events, want 0", len(none))
 	}
-	c, _, _ := st.subscribe(0, false)
+	c, _, _, _ := st.subscribe(0, false)
 	st.close()
 	select {
 	case <-c.done:
 	default:
 		t.Error("close did not end a client")
 	}
-	if _, _, err := st.subscribe(0, false); err == nil {
+	if _, _, _, err := st.subscribe(0, false); err == nil {
 		t.Error("subscribe after close: got nil error")
 	}
 }
@@ -131,5 +143,26 @@ func TestPublicDataHidesBuyers(t *testing.T) {
 		if ce.Data[k] != v {
 			t.Errorf("public data %s: got %v, want %v", k, ce.Data[k], v)
 		}
+	}
+}
+
+// TestStreamGapAfterRestart: a Last-Event-ID from before this process (ids
+// start at the start time) is a gap even while the ring is empty.
+func TestStreamGapAfterRestart(t *testing.T) {
+	t.Parallel()
+	bus, st, _ := newTestStream(t, 4, 8)
+	start := st.nextID
+	if _, backlog, gap, _ := st.subscribe(start-1000, true); gap != start-1 || len(backlog) != 0 {
+		t.Errorf("old id, empty ring: gap %d, %d events; want gap %d and none", gap, len(backlog), start-1)
+	}
+	if _, _, gap, _ := st.subscribe(start-1, true); gap != 0 {
+		t.Errorf("the id just before ours: gap %d, want none", gap)
+	}
+	if _, _, gap, _ := st.subscribe(0, false); gap != 0 {
+		t.Errorf("no Last-Event-ID: gap %d, want none", gap)
+	}
+	publish(t, bus, 1)
+	if _, backlog, gap, _ := st.subscribe(start-1000, true); gap != start-1 || len(backlog) != 1 {
+		t.Errorf("old id, one event: gap %d, %d events; want gap %d and 1", gap, len(backlog), start-1)
 	}
 }
