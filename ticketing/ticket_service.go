@@ -96,6 +96,11 @@ func (s *TicketService) GetTicket(ctx context.Context, id string) (Ticket, error
 // ConcertService then puts the seat back). Cancelling a cancelled ticket
 // changes nothing and returns it. Errors: ENOTFOUND; ECONFLICT for a
 // pending or rejected ticket.
+//
+// Only the cancel that moves the ticket from confirmed appends the event:
+// on a store where another writer may cancel it between the read and the
+// conditional update, the loser returns the ticket as it is then, so each
+// ticket gives its seat back once.
 func (s *TicketService) CancelTicket(ctx context.Context, id string) (Ticket, error) {
 	var t Ticket
 	err := s.store.Update(ctx, func(tx Tx) (err error) {
@@ -103,17 +108,23 @@ func (s *TicketService) CancelTicket(ctx context.Context, id string) (Ticket, er
 		if err != nil {
 			return err
 		}
-		switch t.Status {
-		case StatusCancelled:
-			return nil
-		case StatusPending:
-			return Errorf(ECONFLICT, "ticket %s is still pending; try again once it is confirmed", id)
-		case StatusRejected:
-			return Errorf(ECONFLICT, "ticket %s was rejected; there is nothing to cancel", id)
+		if t.Status != StatusConfirmed {
+			return notCancellable(t)
 		}
 		now := s.opts.now().UTC()
-		if _, err := tx.SetTicketStatus(ctx, id, StatusConfirmed, StatusCancelled, "", now); err != nil {
+		moved, err := tx.SetTicketStatus(ctx, id, StatusConfirmed, StatusCancelled, "", now)
+		if err != nil {
 			return err
+		}
+		if !moved {
+			// Changed since the read: answer for the ticket as it is now.
+			if t, err = tx.Ticket(ctx, id); err != nil {
+				return err
+			}
+			if t.Status == StatusConfirmed { // cannot be: it did not move from confirmed
+				return Errorf(ECONFLICT, "ticket %s changed while being cancelled; try again", id)
+			}
+			return notCancellable(t)
 		}
 		t.Status, t.UpdatedAt = StatusCancelled, now
 		return tx.Append(ctx, eventbus.Event{
@@ -128,6 +139,20 @@ func (s *TicketService) CancelTicket(ctx context.Context, id string) (Ticket, er
 		return Ticket{}, err
 	}
 	return t, nil
+}
+
+// notCancellable answers a cancel of t, which is not confirmed: nil for a
+// cancelled ticket (nothing to do), else the conflict.
+func notCancellable(t Ticket) error {
+	switch t.Status {
+	case StatusCancelled:
+		return nil
+	case StatusPending:
+		return Errorf(ECONFLICT, "ticket %s is still pending; try again once it is confirmed", t.ID)
+	case StatusRejected:
+		return Errorf(ECONFLICT, "ticket %s was rejected; there is nothing to cancel", t.ID)
+	}
+	return Errorf(ECONFLICT, "ticket %s is %s; it cannot be cancelled", t.ID, t.Status)
 }
 
 // AwaitOutcome waits until the ticket is no longer pending and returns it.
