@@ -17,6 +17,8 @@ type options struct {
 	now         func() time.Time
 	logger      *slog.Logger
 	concurrency int
+	maxAttempts int
+	backoff     [2]time.Duration // initial, max
 }
 
 // DefaultHandlerConcurrency is how many events of one type a service
@@ -28,6 +30,24 @@ const DefaultHandlerConcurrency = 16
 // the ticket id as Subject, so events of one ticket stay in order whatever n.
 func WithHandlerConcurrency(n int) Option { return func(o *options) { o.concurrency = max(n, 1) } }
 
+// Handler retry defaults (see WithHandlerRetry): a failing event is tried
+// DefaultHandlerMaxAttempts times over about ten seconds before the bus
+// dead-letters it.
+const (
+	DefaultHandlerMaxAttempts = 10
+	DefaultHandlerBackoff     = 20 * time.Millisecond
+	DefaultHandlerBackoffMax  = 5 * time.Second
+)
+
+// WithHandlerRetry sets how many times the bus tries an event on each of
+// the service's handlers (default DefaultHandlerMaxAttempts) and the
+// backoff between tries, doubling from initial up to max (default
+// DefaultHandlerBackoff and DefaultHandlerBackoffMax). An event still
+// failing is dead-lettered: see System.DeadLetter, which requeues it.
+func WithHandlerRetry(maxAttempts int, initial, max time.Duration) Option {
+	return func(o *options) { o.maxAttempts, o.backoff = maxAttempts, [2]time.Duration{initial, max} }
+}
+
 // WithNow injects the clock (default time.Now), so date rules are testable.
 func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
@@ -35,10 +55,12 @@ func WithNow(now func() time.Time) Option { return func(o *options) { o.now = no
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 func newOptions(opts []Option) options {
-	o := options{now: time.Now, logger: slog.Default(), concurrency: DefaultHandlerConcurrency}
+	o := options{now: time.Now, logger: slog.Default(), concurrency: DefaultHandlerConcurrency,
+		maxAttempts: DefaultHandlerMaxAttempts, backoff: [2]time.Duration{DefaultHandlerBackoff, DefaultHandlerBackoffMax}}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	o.maxAttempts = max(o.maxAttempts, 1)
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
@@ -47,14 +69,15 @@ func newOptions(opts []Option) options {
 
 // handlerPolicy is the bus policy of every service handler. Handlers fail
 // only on infrastructure errors (a busy or closed database), which are
-// worth retrying for a while: a dead-lettered saga step leaves a ticket
-// pending until the event is replayed.
-func handlerPolicy(name string, concurrency int) []eventbus.SubscribeOption {
+// worth retrying for a while; an event still failing is dead-lettered, and
+// System.DeadLetter requeues it in the outbox, so the saga step runs again
+// later instead of leaving its ticket pending.
+func handlerPolicy(name string, o options) []eventbus.SubscribeOption {
 	return []eventbus.SubscribeOption{
 		eventbus.Durable(name),
-		eventbus.Concurrency(concurrency),
-		eventbus.MaxAttempts(10),
-		eventbus.Backoff(20*time.Millisecond, 5*time.Second),
+		eventbus.Concurrency(o.concurrency),
+		eventbus.MaxAttempts(o.maxAttempts),
+		eventbus.Backoff(o.backoff[0], o.backoff[1]),
 	}
 }
 
@@ -62,7 +85,7 @@ func handlerPolicy(name string, concurrency int) []eventbus.SubscribeOption {
 type subscriptions []eventbus.Subscription
 
 func (s *subscriptions) subscribe(bus eventbus.Bus, o options, eventType, name string, h eventbus.Handler) error {
-	sub, err := bus.Subscribe(eventType, h, handlerPolicy(name, o.concurrency)...)
+	sub, err := bus.Subscribe(eventType, h, handlerPolicy(name, o)...)
 	if err != nil {
 		return fmt.Errorf("ticketing: subscribe %s to %s: %w", name, eventType, err)
 	}

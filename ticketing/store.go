@@ -33,6 +33,13 @@ type Store interface {
 	// commit order, at least once, until the relay is closed. Call it at most
 	// once per Store at a time.
 	StartRelay(bus eventbus.Bus) (Relay, error)
+	// Requeue puts an event the relay published back in the outbox, unsent:
+	// the relay publishes it again (to every subscriber; the inbox skips it
+	// where it was applied) at notBefore or later, a delay that grows with
+	// each requeue of the event (requeues counts them, this one included).
+	// It is how a dead-lettered event comes back instead of being lost.
+	// err is an ENOTFOUND *Error for an event the outbox does not hold.
+	Requeue(ctx context.Context, eventID string) (requeues int, notBefore time.Time, err error)
 }
 
 // ReadTx reads committed state. Getters return an ENOTFOUND *Error for an

@@ -1,6 +1,7 @@
 package ticketing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,10 @@ type Config struct {
 	Now    func() time.Time
 	// HandlerConcurrency is each handler's worker count (0: DefaultHandlerConcurrency).
 	HandlerConcurrency int
+	// HandlerMaxAttempts, HandlerBackoff and HandlerBackoffMax are the
+	// handlers' retry policy (0: the defaults; see WithHandlerRetry).
+	HandlerMaxAttempts                int
+	HandlerBackoff, HandlerBackoffMax time.Duration
 }
 
 // System is the three services wired on one store and bus, with the store's
@@ -30,6 +35,8 @@ type System struct {
 	Store         Store
 	Bus           eventbus.Bus
 	Relay         Relay
+
+	deadLetter func(context.Context, eventbus.DeadLetter)
 }
 
 // Start builds the services, subscribes their handlers to cfg.Bus and starts
@@ -49,12 +56,19 @@ func Start(cfg Config) (*System, error) {
 	if cfg.HandlerConcurrency > 0 {
 		opts = append(opts, WithHandlerConcurrency(cfg.HandlerConcurrency))
 	}
+	if cfg.HandlerMaxAttempts > 0 || cfg.HandlerBackoff > 0 || cfg.HandlerBackoffMax > 0 {
+		opts = append(opts, WithHandlerRetry(
+			cmp.Or(cfg.HandlerMaxAttempts, DefaultHandlerMaxAttempts),
+			cmp.Or(cfg.HandlerBackoff, DefaultHandlerBackoff),
+			cmp.Or(cfg.HandlerBackoffMax, DefaultHandlerBackoffMax)))
+	}
 	s := &System{
 		Concerts:      NewConcertService(cfg.Store, opts...),
 		Tickets:       NewTicketService(cfg.Store, opts...),
 		Notifications: NewNotificationService(cfg.Store, cfg.Sender, opts...),
 		Store:         cfg.Store,
 		Bus:           cfg.Bus,
+		deadLetter:    RequeueDeadLetters(cfg.Store, cmp.Or(cfg.Logger, slog.Default())),
 	}
 	for _, r := range []interface{ Register(eventbus.Bus) error }{s.Concerts, s.Tickets, s.Notifications} {
 		if err := r.Register(cfg.Bus); err != nil {
@@ -107,4 +121,45 @@ func (s *System) Close(ctx context.Context) error {
 
 func (s *System) unregister() error {
 	return errors.Join(s.Concerts.Unregister(), s.Tickets.Unregister(), s.Notifications.Unregister())
+}
+
+// DeadLetter is the bus's dead-letter callback for the system's events
+// (pass it with eventbus.WithDeadLetter; see RequeueDeadLetters, which
+// does the work and can be wired before the System exists). Safe for
+// concurrent use.
+func (s *System) DeadLetter(ctx context.Context, dl eventbus.DeadLetter) { s.deadLetter(ctx, dl) }
+
+// RequeueDeadLetters returns a dead-letter callback for a bus that carries
+// store's events (eventbus.WithDeadLetter): it requeues each dead letter in
+// the store's outbox (Store.Requeue), so the relay publishes the event
+// again after a delay that grows with each requeue, to every subscriber;
+// the handlers that applied it skip it (their inbox). A saga step that
+// exhausted its retries thus runs again later instead of leaving its
+// ticket pending, and a poison event keeps coming back, slowly, never
+// dropped. Each dead letter is logged at ERROR with the event's id and type,
+// the subscription, the error and the requeue count; one that did not come
+// from the outbox (or that cannot be requeued) is logged only. The
+// callback runs on the bus worker that gave up; it takes one short write
+// transaction. Safe for concurrent use.
+func RequeueDeadLetters(store Store, logger *slog.Logger) func(context.Context, eventbus.DeadLetter) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return func(ctx context.Context, dl eventbus.DeadLetter) {
+		// The worker's context may end with the publisher's (the relay's).
+		ctx = context.WithoutCancel(ctx)
+		attrs := []any{"event_id", dl.Event.ID, "event_type", dl.Event.Type, "subscription", dl.Subscription,
+			"attempts", dl.Attempts, "err", dl.Err}
+		n, at, err := store.Requeue(ctx, dl.Event.ID)
+		switch {
+		case ErrorCode(err) == ENOTFOUND:
+			logger.ErrorContext(ctx, "ticketing: dead letter not from the outbox; it is not requeued", attrs...)
+		case err != nil:
+			logger.ErrorContext(ctx, "ticketing: dead letter could not be requeued; it is lost unless replayed",
+				append(attrs, "requeue_err", err)...)
+		default:
+			logger.ErrorContext(ctx, "ticketing: dead letter requeued in the outbox",
+				append(attrs, "requeues", n, "not_before", at)...)
+		}
+	}
 }

@@ -14,6 +14,9 @@
 // The relay that StartRelay starts is notified after each commit that
 // appended events, and at start publishes again the last DefaultRedeliver
 // of sent events, which an in-memory bus may have lost in a crash.
+// Requeue puts a dead-lettered event back in the outbox with a growing
+// delay (outbox.Requeue; set the delays with
+// WithOutboxOptions(outbox.WithRequeueBackoff(...))).
 package sqlite
 
 import (
@@ -101,10 +104,15 @@ func WithOutboxOptions(opts ...outbox.Option) Option {
 }
 
 // DefaultRedeliver is the relay's default outbox.Redeliver window: at start
-// it publishes again what it sent in the last 10 seconds of activity before
+// it publishes again what it sent in the last 2 minutes of activity before
 // the previous stop, since the in-memory bus loses what it held when the
-// process dies. Handlers skip what they applied (the inbox).
-const DefaultRedeliver = 10 * time.Second
+// process dies, including events still queued or being retried then (a
+// handler's retries take seconds: ticketing.DefaultHandlerMaxAttempts tries
+// with backoff up to ticketing.DefaultHandlerBackoffMax). The cost is at
+// start: every event of that window is published again and each handler
+// looks it up in its inbox and skips it (at 1,000 events/s of activity,
+// 120,000 events to skip).
+const DefaultRedeliver = 2 * time.Minute
 
 // WithRelayOptions sets the options of the relay StartRelay starts (after
 // the defaults: outbox.Redeliver(DefaultRedeliver)).
@@ -341,4 +349,17 @@ func (r *relay) Close(ctx context.Context) error {
 	err := r.Relay.Close(ctx)
 	r.s.relay.CompareAndSwap(r.Relay, nil)
 	return err
+}
+
+// Requeue puts the event with eventID back in the outbox, to be published
+// again after the outbox's requeue backoff (see ticketing.Store).
+func (s *Store) Requeue(ctx context.Context, eventID string) (int, time.Time, error) {
+	rq, err := s.ob.Requeue(ctx, eventID)
+	if errors.Is(err, outbox.ErrUnknownEvent) {
+		return 0, time.Time{}, ticketing.Errorf(ticketing.ENOTFOUND, "event %q is not in the outbox", eventID)
+	}
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("sqlite: %w", err)
+	}
+	return rq.Requeues, rq.NotBefore, nil
 }

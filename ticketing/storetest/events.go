@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gigbus/gigbus/eventbus"
 	"github.com/gigbus/gigbus/ticketing"
@@ -178,6 +180,37 @@ func testOutbox(t *testing.T, newStore NewStore) {
 		defer mu.Unlock()
 		if len(got) != 1 || got[0] != "committed" {
 			t.Fatalf("got %v, want [committed]", got)
+		}
+	})
+	t.Run("requeue puts a published event back with a growing delay", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		bus := eventbus.New(eventbus.WithLogger(nil))
+		t.Cleanup(func() { bus.Close(context.Background()) })
+		var got atomic.Int32
+		bus.Subscribe("*", func(context.Context, eventbus.Event) error { got.Add(1); return nil })
+		relay, err := s.StartRelay(bus)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { relay.Close(context.Background()) })
+		if _, _, err := s.Requeue(t.Context(), "never-appended"); ticketing.ErrorCode(err) != ticketing.ENOTFOUND {
+			t.Fatalf("Requeue of an unknown event = %v, want ENOTFOUND", err)
+		}
+		update(t, s, func(tx ticketing.Tx) error { return tx.Append(t.Context(), eventbus.Event{ID: "rq", Type: "X"}) })
+		relay.Flush(t.Context())
+		bus.Flush(t.Context())
+		before := time.Now()
+		n1, at1, err1 := s.Requeue(t.Context(), "rq")
+		n2, at2, err2 := s.Requeue(t.Context(), "rq")
+		if err1 != nil || err2 != nil || n1 != 1 || n2 != 2 || !at1.After(before) || at2.Sub(before) <= at1.Sub(before) {
+			t.Fatalf("Requeue twice = (%d, %v, %v), (%d, %v, %v); want 1 then 2, later each time", n1, at1, err1, n2, at2, err2)
+		}
+		// Not due yet: not published again.
+		relay.Flush(t.Context())
+		bus.Flush(t.Context())
+		if n := got.Load(); n != 1 {
+			t.Fatalf("published %d times, want once until the requeue is due", n)
 		}
 	})
 	t.Run("append rejects an invalid event", func(t *testing.T) {
