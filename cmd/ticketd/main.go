@@ -5,7 +5,10 @@
 //	ticketd load -url http://127.0.0.1:8080 -buyers 64 -requests 20000 -seats 20000
 //
 // The admin token is read from TICKETD_ADMIN_TOKEN; when unset, serve
-// generates one and prints it once.
+// generates one and prints it once, when the server listens.
+//
+// An event a handler gave up on (the bus's dead letter) is requeued in the
+// outbox with a growing delay and published again (ticketing.RequeueDeadLetters).
 package main
 
 import (
@@ -88,7 +91,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs := flag.NewFlagSet("ticketd serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", ":8080", "listen address")
-	dbPath := fs.String("db", sqlite.DefaultPath, "SQLite file path (or a postgres:// URL)")
+	dbPath := fs.String("db", sqlite.DefaultPath, "SQLite file path (postgres:// is not supported yet)")
 	natsURL := fs.String("nats", "", "NATS server URL for JetStream, e.g. nats://127.0.0.1:4222 (empty: in-memory bus)")
 	natsStream := fs.String("nats-stream", "GIGBUS", "JetStream stream holding the events (with -nats)")
 	purchaseWait := fs.Duration("purchase-wait", httpapi.DefaultPurchaseWait, "how long a purchase waits for its outcome before answering 202")
@@ -104,17 +107,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	token := getenv("TICKETD_ADMIN_TOKEN")
-	if token == "" {
-		token = newToken()
-		fmt.Fprintf(stdout, "ticketd: TICKETD_ADMIN_TOKEN is unset; admin token for this run: %s\n", token)
-	}
-
 	store, err := openStore(ctx, *dbPath)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	// A generated token is printed once the server listens: a failed start
+	// prints none.
+	token, generated := getenv("TICKETD_ADMIN_TOKEN"), false
+	if token == "" {
+		token, generated = newToken(), true
+	}
+	if *natsURL != "" {
+		logger.Info("ticketd: with -nats, every instance consuming the stream must share this database "+
+			"(its inbox, outbox and tickets); with SQLite, run one ticketd per stream",
+			"db", *dbPath, "stream", *natsStream)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -122,7 +130,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	bus, topology, closeBus, err := openBus(ctx, *natsURL, *natsStream, logger, busMetrics)
+	// Dead letters are requeued in the store's outbox: the store exists
+	// before the bus, so the callback is bound from the start (no dead
+	// letter can arrive before it), and it outlives the System, as the
+	// store is closed after the bus.
+	deadLetter := ticketing.RequeueDeadLetters(store, logger)
+	bus, topology, closeBus, err := openBus(ctx, *natsURL, *natsStream, logger, busMetrics, deadLetter)
 	if err != nil {
 		return err
 	}
@@ -186,6 +199,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if generated {
+		fmt.Fprintf(stdout, "ticketd: TICKETD_ADMIN_TOKEN is unset; admin token for this run: %s\n", token)
+	}
 	fmt.Fprintf(stdout, "ticketd: listening on http://%s (db %s, bus %s)\n", ln.Addr(), *dbPath, busName(*natsURL))
 
 	if *pprofAddr != "" {
@@ -243,11 +259,14 @@ func openStore(ctx context.Context, dsn string) (*sqlite.Store, error) {
 	return store, nil
 }
 
-// openBus returns the in-memory bus, or the JetStream bus for a NATS URL,
-// with the bus's topology and a close function that closes the bus and then
-// its connection.
-func openBus(ctx context.Context, natsURL, stream string, logger *slog.Logger, m *metrics.Metrics) (eventbus.Bus, func() eventbus.Topology, func(context.Context) error, error) {
-	opts := []eventbus.Option{eventbus.WithLogger(logger), eventbus.WithSource("ticketd"), m.Option()}
+// openBus returns the in-memory bus, or the JetStream bus for a NATS URL
+// (which puts a dead letter in its dead-letter stream, then calls
+// deadLetter too), with the bus's topology and a close function that
+// closes the bus and then its connection. Both hand each dead letter to
+// deadLetter.
+func openBus(ctx context.Context, natsURL, stream string, logger *slog.Logger, m *metrics.Metrics,
+	deadLetter func(context.Context, eventbus.DeadLetter)) (eventbus.Bus, func() eventbus.Topology, func(context.Context) error, error) {
+	opts := []eventbus.Option{eventbus.WithLogger(logger), eventbus.WithSource("ticketd"), m.Option(), eventbus.WithDeadLetter(deadLetter)}
 	if natsURL == "" {
 		bus := eventbus.New(opts...)
 		m.WatchQueues(bus)
