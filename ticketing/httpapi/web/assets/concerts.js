@@ -460,6 +460,9 @@
       setLive("on", "Live");
       refreshAll();
     });
+    // The server missed events we never saw (we resumed from too far back):
+    // what is on screen may be stale, so read everything again.
+    source.addEventListener("reset", refreshAll);
     source.addEventListener("error", () => {
       if (source.readyState === EventSource.CLOSED) {
         // The browser gives up on some errors (e.g. a 5xx); try again later.
