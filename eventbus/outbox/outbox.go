@@ -37,9 +37,9 @@ import (
 )
 
 // Schema returns the statements that create the outbox and inbox tables
-// (idempotent: CREATE ... IF NOT EXISTS). They create the current tables;
-// a table created by an older version lacks the columns Requeue needs,
-// which Migrate adds.
+// (idempotent: CREATE ... IF NOT EXISTS). They create the current tables:
+// an outbox table created before Requeue existed lacks its columns, and
+// these statements fail on it; Migrate adds them.
 func Schema(d Dialect) []string { return append(d.schema(), requeueIndexes...) }
 
 // Migrate creates the outbox and inbox tables in db when missing, and

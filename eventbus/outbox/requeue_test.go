@@ -218,3 +218,68 @@ func TestMigrateUpgradesAnOlderOutboxTable(t *testing.T) {
 		t.Fatalf("Pending = %d, delivered %v; want the row waiting for its time", n, rec.ids())
 	}
 }
+
+// An event requeued after the relay published it but before the relay
+// marked it sent stays unsent: the mark must not swallow the requeue.
+func TestRequeueBeforeTheMarkIsNotMarkedSent(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, filepath.Join(t.TempDir(), "o.db"))
+	clock := newFakeClock()
+	gate := make(chan struct{})
+	openGate := sync.OnceFunc(func() { close(gate) })
+	var first atomic.Bool
+	marking := make(chan struct{})
+	// The relay's first write is its mark of the published batch: hold it
+	// until the event was dead-lettered and requeued.
+	writer := func(ctx context.Context, fn func(tx *sql.Tx) error) error {
+		if first.CompareAndSwap(false, true) {
+			close(marking)
+			<-gate
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
+	o := newOutbox(t, db, outbox.WithClock(clock.now), outbox.WithWriter(writer))
+	q := &requeuer{o: o}
+	bus := eventbus.New(eventbus.WithLogger(nil), eventbus.WithDeadLetter(func(ctx context.Context, dl eventbus.DeadLetter) {
+		q.deadLetter(ctx, dl)
+		openGate()
+	}))
+	t.Cleanup(func() { bus.Close(context.Background()) })
+	var seen atomic.Int32
+	fail := func(ctx context.Context, _ eventbus.Event) error {
+		if seen.Add(1) == 1 {
+			select { // fail once the relay is about to mark the event sent
+			case <-marking:
+			case <-time.After(10 * time.Second):
+				t.Error("the relay did not mark the published event")
+			}
+		}
+		return eventbus.Permanent(errors.New("no"))
+	}
+	if _, err := bus.Subscribe("T", fail, eventbus.Durable("failing")); err != nil {
+		t.Fatal(err)
+	}
+	r := startRelay(t, o, bus, outbox.PruneInterval(0))
+	appendTx(t, db, o, eventbus.Event{ID: "e1", Type: "T", Subject: "s"})
+	r.Notify()
+	settle(t, r, bus)
+	if got, errs := q.requeued(); len(got) != 1 || len(errs) != 0 {
+		t.Fatalf("requeued %+v, %v", got, errs)
+	}
+	if n, _ := o.Pending(t.Context()); n != 1 {
+		t.Fatalf("Pending = %d, want 1: the requeued event was marked sent", n)
+	}
+	clock.add(outbox.DefaultRequeueDelay)
+	settle(t, r, bus)
+	if n := seen.Load(); n != 2 {
+		t.Fatalf("delivered %d times, want 2", n)
+	}
+}
