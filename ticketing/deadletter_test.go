@@ -186,7 +186,23 @@ func TestDeadLetterNotFromTheOutboxIsLogged(t *testing.T) {
 	var logs logBuffer
 	sys, _, _ := startFlaky(t, newClock(), &logs)
 	sys.DeadLetter(t.Context(), eventbus.DeadLetter{Event: eventbus.Event{ID: "direct-1", Type: "X"}, Subscription: "s", Err: errors.New("boom"), Attempts: 3})
-	if got := logs.String(); !strings.Contains(got, "level=ERROR") || !strings.Contains(got, "not from the outbox") || !strings.Contains(got, "event_id=direct-1") {
+	if got := logs.String(); !strings.Contains(got, "level=ERROR") || !strings.Contains(got, "not in the outbox") || !strings.Contains(got, "event_id=direct-1") {
+		t.Fatalf("logs:\n%s", got)
+	}
+}
+
+func TestDeadLetterThatCannotBeRequeuedIsLogged(t *testing.T) {
+	t.Parallel()
+	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Close() // every Requeue fails
+	var logs logBuffer
+	requeue := ticketing.RequeueDeadLetters(store, slog.New(slog.NewTextHandler(&logs, nil)))
+	requeue(t.Context(), eventbus.DeadLetter{Event: eventbus.Event{ID: "e-1", Type: "TicketRequested"}, Subscription: "s", Err: errors.New("boom"), Attempts: 10})
+	if got := logs.String(); !strings.Contains(got, "level=ERROR") || !strings.Contains(got, "could not be requeued") ||
+		!strings.Contains(got, "event_id=e-1") || !strings.Contains(got, "requeue_err=") {
 		t.Fatalf("logs:\n%s", got)
 	}
 }

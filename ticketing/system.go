@@ -129,6 +129,9 @@ func (s *System) unregister() error {
 // concurrent use.
 func (s *System) DeadLetter(ctx context.Context, dl eventbus.DeadLetter) { s.deadLetter(ctx, dl) }
 
+// requeueTries is how many times RequeueDeadLetters tries Store.Requeue.
+const requeueTries = 3
+
 // RequeueDeadLetters returns a dead-letter callback for a bus that carries
 // store's events (eventbus.WithDeadLetter): it requeues each dead letter in
 // the store's outbox (Store.Requeue), so the relay publishes the event
@@ -138,9 +141,9 @@ func (s *System) DeadLetter(ctx context.Context, dl eventbus.DeadLetter) { s.dea
 // ticket pending, and a poison event keeps coming back, slowly, never
 // dropped. Each dead letter is logged at ERROR with the event's id and type,
 // the subscription, the error and the requeue count; one that did not come
-// from the outbox (or that cannot be requeued) is logged only. The
-// callback runs on the bus worker that gave up; it takes one short write
-// transaction. Safe for concurrent use.
+// from the outbox (or that cannot be requeued after a few tries) is logged
+// only. The callback runs on the bus worker that gave up; it takes one
+// short write transaction. Safe for concurrent use.
 func RequeueDeadLetters(store Store, logger *slog.Logger) func(context.Context, eventbus.DeadLetter) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -150,12 +153,25 @@ func RequeueDeadLetters(store Store, logger *slog.Logger) func(context.Context, 
 		ctx = context.WithoutCancel(ctx)
 		attrs := []any{"event_id", dl.Event.ID, "event_type", dl.Event.Type, "subscription", dl.Subscription,
 			"attempts", dl.Attempts, "err", dl.Err}
-		n, at, err := store.Requeue(ctx, dl.Event.ID)
+		var (
+			n   int
+			at  time.Time
+			err error
+		)
+		// A busy database gets a few more chances: this is the event's
+		// last way back.
+		for try := 1; ; try++ {
+			n, at, err = store.Requeue(ctx, dl.Event.ID)
+			if err == nil || ErrorCode(err) == ENOTFOUND || try == requeueTries {
+				break
+			}
+			time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+		}
 		switch {
 		case ErrorCode(err) == ENOTFOUND:
-			logger.ErrorContext(ctx, "ticketing: dead letter not from the outbox; it is not requeued", attrs...)
+			logger.ErrorContext(ctx, "ticketing: dead letter not in the outbox (published without it, or pruned); it is not requeued", attrs...)
 		case err != nil:
-			logger.ErrorContext(ctx, "ticketing: dead letter could not be requeued; it is lost unless replayed",
+			logger.ErrorContext(ctx, "ticketing: dead letter could not be requeued; replay it by hand",
 				append(attrs, "requeue_err", err)...)
 		default:
 			logger.ErrorContext(ctx, "ticketing: dead letter requeued in the outbox",
