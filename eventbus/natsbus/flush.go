@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,22 +33,14 @@ func (b *Bus) Flush(ctx context.Context) error {
 func (b *Bus) retired() []*subscription {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	subs := make([]*subscription, 0, len(b.retiring))
-	for s := range b.retiring {
-		subs = append(subs, s)
-	}
-	return subs
+	return slices.Collect(maps.Keys(b.retiring))
 }
 
 // active returns the bus's current subscriptions.
 func (b *Bus) active() []*subscription {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	subs := make([]*subscription, 0, len(b.subs))
-	for s := range b.subs {
-		subs = append(subs, s)
-	}
-	return subs
+	return slices.Collect(maps.Keys(b.subs))
 }
 
 // waitIdle polls idle (see Bus.idle and Bus.drained) until it holds.
