@@ -63,6 +63,14 @@ type Subscription interface {
 	Unsubscribe() error
 }
 
+// MetaRedelivery is the Meta key (a CloudEvents extension) that a deliberate
+// redelivery of an event carries, with a count that differs per redelivery;
+// the outbox sets it when it publishes a dead-lettered event again.
+// Transports that drop repeated event IDs as duplicates (natsbus: the stream's
+// Nats-Msg-Id window) include it in their de-duplication key, so such a
+// redelivery is not dropped; consumers still recognise the event by its ID.
+const MetaRedelivery = "redelivery"
+
 // DeadLetter is what the dead-letter callback receives, once per event and subscription.
 type DeadLetter struct {
 	Event        Event

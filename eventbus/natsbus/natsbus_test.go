@@ -196,6 +196,34 @@ func TestDedupeByID(t *testing.T) {
 	}
 }
 
+func TestRedeliveryIsNotDroppedAsDuplicate(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	b, _ := newBus(t)
+	var c counter
+	if _, err := b.Subscribe("Again", c.handle); err != nil {
+		t.Fatal(err)
+	}
+	e := eventbus.Event{Type: "Again", ID: "ev-1"}
+	redelivered := func(n string) eventbus.Event {
+		r := e
+		r.Meta = map[string]string{eventbus.MetaRedelivery: n}
+		return r
+	}
+	// The first publish, a plain repeat (dropped), then two deliberate
+	// redeliveries (the outbox requeueing a dead letter) and a repeat of the
+	// second (dropped again): the stream stores 3, the handler sees 3.
+	for _, ev := range []eventbus.Event{e, e, redelivered("1"), redelivered("2"), redelivered("2")} {
+		if err := b.Publish(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(t, ctx, b)
+	if got := c.snapshot()["ev-1"]; got != 3 {
+		t.Errorf("handled ev-1 %d times, want 3 (the original and two redeliveries)", got)
+	}
+}
+
 type order struct {
 	ID      string            `json:"id"`
 	Placed  time.Time         `json:"placed"`

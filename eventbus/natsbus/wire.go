@@ -135,7 +135,7 @@ func encode(subject string, e *eventbus.Event, data []byte) *nats.Msg {
 	for k, v := range e.Meta {
 		h[hdrPrefix+k] = []string{v}
 	}
-	h[hdrMsgID] = []string{e.ID}
+	h[hdrMsgID] = []string{msgID(*e)}
 	return &nats.Msg{Subject: subject, Header: h, Data: data}
 }
 
@@ -177,4 +177,14 @@ func decode(h nats.Header, data []byte) (eventbus.Event, error) {
 		e.Meta[k[len(hdrPrefix):]] = vs[0]
 	}
 	return e, nil
+}
+
+// msgID is the event's de-duplication key in the stream: its ID, plus the
+// redelivery count of a deliberate redelivery (eventbus.MetaRedelivery), which
+// the stream must store again rather than drop as a duplicate.
+func msgID(e eventbus.Event) string {
+	if n := e.Meta[eventbus.MetaRedelivery]; n != "" {
+		return e.ID + "/redelivery/" + n
+	}
+	return e.ID
 }

@@ -50,16 +50,25 @@ func Migrate(ctx context.Context, db *sql.DB, d Dialect) error {
 			return fmt.Errorf("outbox: migrate: %w", err)
 		}
 	}
-	for _, c := range requeueColumns {
+	hasColumn := func(name string) (bool, error) {
 		var n int
-		if err := db.QueryRowContext(ctx, d.hasColumnQuery(), c.name).Scan(&n); err != nil {
+		err := db.QueryRowContext(ctx, d.hasColumnQuery(), name).Scan(&n)
+		return n > 0, err
+	}
+	for _, c := range requeueColumns {
+		has, err := hasColumn(c.name)
+		if err != nil {
 			return fmt.Errorf("outbox: migrate: %w", err)
 		}
-		if n > 0 {
+		if has {
 			continue
 		}
 		if _, err := db.ExecContext(ctx, `ALTER TABLE outbox ADD COLUMN `+c.name+` `+c.def); err != nil {
-			return fmt.Errorf("outbox: migrate: add %s: %w", c.name, err)
+			// Another process starting at the same time may have added
+			// it between the check and the ALTER: that is success too.
+			if has, _ := hasColumn(c.name); !has {
+				return fmt.Errorf("outbox: migrate: add %s: %w", c.name, err)
+			}
 		}
 	}
 	for _, q := range requeueIndexes {

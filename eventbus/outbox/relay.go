@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -387,6 +388,9 @@ func (r *Relay) publishDue(ctx context.Context, all bool) error {
 			n++
 		}
 		if n > 0 {
+			for i := range n {
+				events[i] = redelivery(events[i], keys[i].requeues)
+			}
 			if err := r.bus.Publish(ctx, events[:n]...); err != nil {
 				r.o.lowerDue(1)
 				return fmt.Errorf("outbox: relay: publish: %w", err)
@@ -405,6 +409,19 @@ func (r *Relay) publishDue(ctx context.Context, all bool) error {
 			return nil
 		}
 	}
+}
+
+// redelivery marks e as its requeues-th deliberate redelivery, so that a
+// transport that drops repeated IDs (JetStream's duplicate window) stores it
+// again; consumers still skip it by ID if they applied it.
+func redelivery(e eventbus.Event, requeues int) eventbus.Event {
+	meta := make(map[string]string, len(e.Meta)+1)
+	for k, v := range e.Meta {
+		meta[k] = v
+	}
+	meta[eventbus.MetaRedelivery] = strconv.Itoa(requeues)
+	e.Meta = meta
+	return e
 }
 
 // markDue marks requeued rows sent, each only if it was not requeued again
@@ -600,6 +617,10 @@ AND seq < (SELECT MAX(seq) FROM outbox) LIMIT ?)`, outboxBefore)
 	if err != nil {
 		return outbox, 0, err
 	}
-	inbox, err = del(`DELETE FROM inbox WHERE (subscription, event_id) IN (SELECT subscription, event_id FROM inbox WHERE processed_at < ? LIMIT ?)`, inboxBefore)
+	// An inbox record is kept while its event is being requeued: the
+	// redeliveries reach every subscriber again, and the ones that applied
+	// the event must still recognise it, however long that takes.
+	inbox, err = del(`DELETE FROM inbox WHERE (subscription, event_id) IN (SELECT subscription, event_id FROM inbox i WHERE processed_at < ?
+AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = i.event_id AND o.requeues > 0) LIMIT ?)`, inboxBefore)
 	return outbox, inbox, err
 }

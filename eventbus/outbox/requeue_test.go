@@ -283,3 +283,54 @@ func TestRequeueBeforeTheMarkIsNotMarkedSent(t *testing.T) {
 		t.Fatalf("delivered %d times, want 2", n)
 	}
 }
+
+// An event being requeued reaches every subscriber again, so the inbox must
+// keep recognising it however old its records are, and each redelivery must
+// say so (eventbus.MetaRedelivery) for transports that drop repeated IDs.
+func TestRequeuedEventKeepsItsInboxRecordsAndIsMarkedAsRedelivery(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	db := openDB(t, filepath.Join(t.TempDir(), "o.db"))
+	o := newOutbox(t, db, outbox.WithClock(clock.now))
+	bus := newBus(t)
+	var mu sync.Mutex
+	var seen []eventbus.Event
+	bus.Subscribe("R", func(_ context.Context, e eventbus.Event) error {
+		mu.Lock()
+		seen = append(seen, e)
+		mu.Unlock()
+		return nil
+	})
+	r := startRelay(t, o, bus, outbox.PruneInterval(0))
+	appendTx(t, db, o, eventbus.Event{Type: "R", ID: "kept"}, eventbus.Event{Type: "R", ID: "plain"})
+	settle(t, r, bus)
+	for _, id := range []string{"kept", "plain"} {
+		tx, _ := db.Begin()
+		o.MarkProcessed(t.Context(), tx, "s", id)
+		tx.Commit()
+	}
+	if _, err := o.Requeue(t.Context(), "kept"); err != nil {
+		t.Fatal(err)
+	}
+	clock.add(48 * time.Hour)
+	r.Notify()
+	settle(t, r, bus)
+
+	if _, in, err := o.Prune(t.Context(), clock.now().Add(-24*time.Hour), clock.now().Add(-24*time.Hour)); err != nil || in != 1 {
+		t.Fatalf("Prune deleted %d inbox records (err %v), want 1: only the event that is not requeued", in, err)
+	}
+	if ok, _ := o.Processed(t.Context(), nil, "s", "kept"); !ok {
+		t.Error("the inbox record of a requeued event was pruned: its next redelivery would be applied twice")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var marks []string
+	for _, e := range seen {
+		if e.ID == "kept" {
+			marks = append(marks, e.Meta[eventbus.MetaRedelivery])
+		}
+	}
+	if !slices.Equal(marks, []string{"", "1"}) {
+		t.Errorf("deliveries of the requeued event carried %s %q, want [\"\" \"1\"]", eventbus.MetaRedelivery, marks)
+	}
+}
