@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/gigbus/gigbus/ticketing"
 )
@@ -47,23 +48,51 @@ func (s *Server) idempotencyKey(w http.ResponseWriter, r *http.Request) (key str
 	return key, true, true
 }
 
-// fingerprint identifies a request for its Idempotency-Key: a hash of its
-// method, the resource it acts on and its decoded, normalised body (req,
-// re-marshalled: a struct, so its fields come in one fixed order). The same
-// request sent with its JSON keys in another order, other whitespace or
-// other escapes has the same fingerprint.
+// fingerprintV2 prefixes the fingerprints stored since they hash the
+// normalised request. Keys are kept 24 hours, so a store may still hold
+// fingerprints of the previous version, which have no prefix: see
+// sameRequest.
+const fingerprintV2 = "v2:"
+
+// fingerprint identifies a request for its Idempotency-Key: "v2:" and a
+// hash of its method, the resource it acts on and its decoded, normalised
+// body (req, re-marshalled: a struct, so its fields come in one fixed
+// order). The same request sent with its JSON keys in another order, other
+// whitespace or other escapes has the same fingerprint.
 func fingerprint(method, resource string, req any) (string, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return "", err
 	}
+	return fingerprintV2 + hashRequest(method, resource, body), nil
+}
+
+// legacyFingerprint is the fingerprint of the previous version, without a
+// version prefix: a hash of the method, path and exact body bytes.
+func legacyFingerprint(r *http.Request, body []byte) string {
+	return hashRequest(r.Method, r.URL.Path, body)
+}
+
+func hashRequest(method, resource string, body []byte) string {
 	h := sha256.New()
 	h.Write([]byte(method))
 	h.Write([]byte{0})
 	h.Write([]byte(resource))
 	h.Write([]byte{0})
 	h.Write(body)
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// sameRequest reports whether stored, the fingerprint kept with a key, is
+// that of the request r with the raw body and the fingerprint fp. A stored
+// fingerprint without a version prefix was stored by the previous version:
+// it is compared with the previous algorithm's fingerprint of r, so an
+// identical retry across an upgrade still replays.
+func sameRequest(stored, fp string, r *http.Request, body []byte) bool {
+	if !strings.Contains(stored, ":") {
+		return stored == legacyFingerprint(r, body)
+	}
+	return stored == fp
 }
 
 // purchaseFingerprint is the fingerprint of a purchase of a ticket for

@@ -122,3 +122,63 @@ func TestEventStreamResetWhenResumeIsTooOld(t *testing.T) {
 		}
 	}
 }
+
+// TestEventStreamResetWhenResumeIsAhead: a Last-Event-ID at or above the
+// next id this process gives out (another instance's, or one from before a
+// restart) gets a reset, then the whole ring, then the live events.
+func TestEventStreamResetWhenResumeIsAhead(t *testing.T) {
+	t.Parallel()
+	api, bus, _ := fullAPI(t, httpapi.Config{SSEBuffer: 2})
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func(lastID string) *bufio.Scanner {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/events", nil)
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return bufio.NewScanner(resp.Body)
+	}
+	publish := func() {
+		t.Helper()
+		if err := bus.Publish(ctx, eventbus.Event{Type: "Hello", Subject: "s", Data: map[string]int{}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := bus.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	live := open("")
+	publish()
+	publish()
+	var first uint64
+	fmt.Sscan(readMessage(t, live).id, &first) // the ring holds first, first+1; next is first+2
+	readMessage(t, live)
+
+	for _, ahead := range []uint64{first + 2, first + 1000} {
+		sc := open(fmt.Sprint(ahead))
+		publish() // before the fix, this was the first message
+		reset := readMessage(t, sc)
+		if reset.event != "reset" || reset.id != fmt.Sprint(first-1) {
+			t.Fatalf("resume from %d: first message %+v, want event reset with id %d", ahead, reset, first-1)
+		}
+		if !strings.Contains(reset.data, `"last_event_id":"`+fmt.Sprint(ahead)+`"`) {
+			t.Errorf("resume from %d: reset data %s, want the Last-Event-ID as sent", ahead, reset.data)
+		}
+		// The whole ring (it moved on by the event just published), then live.
+		for want := first; want <= first+2; want++ {
+			if m := readMessage(t, sc); m.event != "Hello" || m.id != fmt.Sprint(want) {
+				t.Errorf("resume from %d: got %+v, want Hello %d", ahead, m, want)
+			}
+		}
+		first++
+	}
+}

@@ -13,8 +13,11 @@
 // the concert; the request's fingerprint is a hash of its method, concert
 // and decoded, validated body (re-marshalled, with the name trimmed), so
 // the same purchase with its JSON keys in another order or other whitespace
-// is the same request. Invalid requests (400, 422) are answered before the
-// key is claimed, so they are not stored. The first request with a key
+// is the same request. (Fingerprints stored by the previous version, a
+// hash of the exact body bytes, have no "v2:" prefix; they still match a
+// retry with the same bytes, so keys survive an upgrade.) Invalid requests
+// (400, 422) are answered before the key is claimed, so they are not
+// stored. The first request with a key
 // stores its 201, 202 or 409; a 404 or 500 releases the key. Then the same
 // key with the same request replays the stored answer (with
 // Idempotent-Replayed: true), except that a stored 202 is refreshed: the
@@ -33,10 +36,13 @@
 // and seats left of ticket events; the admin token (Authorization: Bearer,
 // or ?token=) unlocks the full events.
 //
-// When Last-Event-ID is older than the ring reaches (the events after it
-// were pushed out, or were sent before this process started), the stream
-// does not pretend nothing was missed: its first message, before the events
-// the ring still holds, is
+// Ids are per process: they mean nothing to another instance, nor always
+// after a restart. When Last-Event-ID is older than the ring reaches (the
+// events after it were pushed out, or were sent before this process
+// started), or is at or above the next id this process will give out (it
+// came from another instance, or from before a restart), the stream does
+// not pretend nothing was missed: its first message, before the events the
+// ring still holds, is
 //
 //	id: <the id of the last event missed>
 //	event: reset

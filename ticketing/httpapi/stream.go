@@ -61,10 +61,11 @@ func newStream(bus eventbus.Bus, ringSize, clientBuf int, log *slog.Logger, onDr
 		onDrop:  onDrop,
 		bufSize: clientBuf,
 		ring:    make([]*message, ringSize),
-		// Ids start at the start time in microseconds, so they keep growing
-		// across restarts: a Last-Event-ID from before a restart is older
-		// than every id of this process: it gets a reset, then the whole
-		// ring.
+		// Ids start at the start time in microseconds, so they usually
+		// keep growing across restarts. They are per process all the same:
+		// a Last-Event-ID older than the ring, or at or above the next id
+		// (another instance's, or from before a restart with a clock set
+		// back), gets a reset, then the whole ring.
 		nextID:  uint64(time.Now().UnixMicro()),
 		clients: map[*client]struct{}{},
 	}
@@ -144,8 +145,10 @@ func (st *stream) push(m *message) {
 // after lastID; registering and reading the ring happen under one lock, so
 // the client sees every event exactly once from there on. gap is non-zero
 // when events after lastID are no longer in the ring (they were pushed out,
-// or sent before this process started): it is the id just before the
-// oldest event kept, the last one the client can no longer get.
+// or sent before this process started), or when lastID is at or above the
+// next id, an id this process never gave out (ids are per process): it is
+// the id just before the oldest event kept, the last one the client can no
+// longer get, and backlog then holds the whole ring.
 func (st *stream) subscribe(lastID uint64, resume bool) (c *client, backlog []*message, gap uint64, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -159,7 +162,15 @@ func (st *stream) subscribe(lastID uint64, resume bool) (c *client, backlog []*m
 		if st.n > 0 {
 			oldest = st.ring[st.first].id
 		}
-		if lastID < oldest-1 { // ids start far above 0: no underflow
+		switch {
+		case lastID >= st.nextID:
+			// An id this process has not given out: from another instance,
+			// or from a process before a restart whose ids ran higher. What
+			// the client missed is unknown, so it gets a reset and the
+			// whole ring, as for an id that is too old.
+			gap = oldest - 1 // ids start far above 0: no underflow
+			lastID = gap
+		case lastID < oldest-1:
 			gap = oldest - 1
 		}
 		for i := 0; i < st.n; i++ {

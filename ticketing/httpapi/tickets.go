@@ -92,7 +92,7 @@ func (s *Server) purchaseTicket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rec != nil {
-		s.replay(w, r, rec, fp)
+		s.replay(w, r, rec, sameRequest(rec.Fingerprint, fp, r, body))
 		return
 	}
 	a := s.purchase(r, concertID, nt)
@@ -165,15 +165,16 @@ func (s *Server) render(r *http.Request, t ticketing.Ticket) answer {
 	}
 }
 
-// replay answers a request whose Idempotency-Key was seen before.
+// replay answers a request whose Idempotency-Key was seen before; same
+// tells whether rec was stored for this request (see sameRequest).
 //
 // A stored 202 is not replayed verbatim: the purchase it started may have
 // settled since, so the ticket is awaited again (bounded by PurchaseWait)
 // and its current outcome returned (201, 409 or still 202). The stored
 // record itself is not changed.
-func (s *Server) replay(w http.ResponseWriter, r *http.Request, rec *ticketing.IdempotentResponse, fp string) {
+func (s *Server) replay(w http.ResponseWriter, r *http.Request, rec *ticketing.IdempotentResponse, same bool) {
 	switch {
-	case rec.Fingerprint != fp:
+	case !same:
 		writeProblem(w, newProblem(http.StatusUnprocessableEntity, ProblemIdempotencyReused, "Idempotency-Key reused",
 			"this Idempotency-Key was used for a different request; use a new key for a new purchase"))
 	case !rec.Done:
