@@ -88,8 +88,8 @@ func (b *MemoryBus) Publish(ctx context.Context, events ...Event) error {
 		// the handler's context adds nothing but its cancellation, which
 		// events do not take on.
 		inHandler, ctx = true, hc.parent
-	} else if v, _ := ctx.Value(busKey{}).(*MemoryBus); v == b {
-		inHandler = true
+	} else {
+		inHandler = b.fromHandler(ctx)
 	}
 
 	if b.rejects(inHandler) {
@@ -195,6 +195,13 @@ func (b *MemoryBus) enqueue(ctx context.Context, inHandler bool, r, all *route, 
 		}
 	}
 	return nil
+}
+
+// fromHandler reports whether ctx is (or derives from) a handler's context
+// of this bus.
+func (b *MemoryBus) fromHandler(ctx context.Context) bool {
+	v, _ := ctx.Value(busKey{}).(*MemoryBus)
+	return v == b
 }
 
 // rejects reports whether Publish must return ErrClosed: after Close, except
@@ -397,7 +404,7 @@ func (s *subscription) Unsubscribe() error {
 
 // Flush waits until the bus is idle. See Bus.Flush.
 func (b *MemoryBus) Flush(ctx context.Context) error {
-	if v, _ := ctx.Value(busKey{}).(*MemoryBus); v == b || b.isWorker() {
+	if b.fromHandler(ctx) || b.isWorker() {
 		return fmt.Errorf("eventbus: Flush: %w", ErrInHandler)
 	}
 	return b.waitIdle(ctx)

@@ -48,7 +48,8 @@ var ErrNoSubscription = errors.New("eventbus: no such subscription")
 // for room like Publish. Replay the event with Publish instead to send it to
 // every subscriber again.
 func (b *MemoryBus) Replay(ctx context.Context, dl DeadLetter) error {
-	if b.closed.Load() {
+	inHandler := b.fromHandler(ctx)
+	if b.rejects(inHandler) {
 		return ErrClosed
 	}
 	b.mu.Lock()
@@ -69,7 +70,7 @@ func (b *MemoryBus) Replay(ctx context.Context, dl DeadLetter) error {
 	// As in Publish: count the delivery before checking for Close, so that
 	// Close either waits for it or this call sees the bus closed.
 	b.pending.Add(1)
-	if b.closed.Load() {
+	if b.rejects(inHandler) {
 		b.finish(1)
 		return ErrClosed
 	}
