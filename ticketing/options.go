@@ -107,13 +107,12 @@ func (s *subscriptions) unsubscribe() error {
 // newID returns a new entity id: a UUIDv7, so ids sort by creation time.
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
-// decode reads e's payload as T, with the error a handler returns.
+// decode reads e's payload as T. A payload that does not decode will not
+// decode on a retry either, so its error is permanent: the event goes to the
+// dead-letter callback after one attempt instead of ten (as eventbus.On does).
 func decode[T any](e eventbus.Event) (T, error) {
 	v, err := eventbus.Decode[T](e)
-	if err != nil {
-		return v, fmt.Errorf("ticketing: decode %s %s: %w", e.Type, e.ID, err)
-	}
-	return v, nil
+	return v, eventbus.Permanent(err)
 }
 
 // inTx wraps a handler's transaction error with the event it was handling.

@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sync/atomic"
 	"time"
 
@@ -236,6 +237,12 @@ func (o *Outbox) Append(ctx context.Context, tx *sql.Tx, events ...eventbus.Even
 		data, err := marshalData(e.Data)
 		if err != nil {
 			return fmt.Errorf("outbox: append %s: %w", e.Type, err)
+		}
+		// A new event is never a redelivery, even when a handler carried
+		// over the Meta (trace context) of a redelivered event it handled.
+		if _, ok := e.Meta[eventbus.MetaRedelivery]; ok {
+			e.Meta = maps.Clone(e.Meta)
+			delete(e.Meta, eventbus.MetaRedelivery)
 		}
 		var meta any
 		if len(e.Meta) > 0 {

@@ -334,3 +334,25 @@ func TestRequeuedEventKeepsItsInboxRecordsAndIsMarkedAsRedelivery(t *testing.T) 
 		t.Errorf("deliveries of the requeued event carried %s %q, want [\"\" \"1\"]", eventbus.MetaRedelivery, marks)
 	}
 }
+
+// A handler that copies a redelivered event's Meta (its trace context) into
+// the events it appends must not make those look like redeliveries.
+func TestAppendDropsTheRedeliveryMark(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, filepath.Join(t.TempDir(), "o.db"))
+	o := newOutbox(t, db)
+	bus := newBus(t)
+	got := make(chan map[string]string, 1)
+	bus.Subscribe("Next", func(_ context.Context, e eventbus.Event) error { got <- e.Meta; return nil })
+	r := startRelay(t, o, bus)
+	carried := map[string]string{eventbus.MetaRedelivery: "3", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	appendTx(t, db, o, eventbus.Event{Type: "Next", Meta: carried})
+	settle(t, r, bus)
+	meta := <-got
+	if _, ok := meta[eventbus.MetaRedelivery]; ok || meta["traceparent"] != carried["traceparent"] {
+		t.Errorf("published Meta = %v, want the traceparent and no %s", meta, eventbus.MetaRedelivery)
+	}
+	if carried[eventbus.MetaRedelivery] != "3" {
+		t.Error("Append changed the caller's Meta map")
+	}
+}
