@@ -221,11 +221,8 @@ func (b *Bus) Publish(ctx context.Context, events ...eventbus.Event) error {
 	now := b.cfg.Now()
 	for i := range events {
 		e := events[i]
-		if err := eventbus.Validate(e); err != nil {
-			return err
-		}
 		eventbus.Fill(&e, b.cfg.Source, now)
-		if err := validate(&e); err != nil {
+		if err := validate(&e); err != nil { // eventbus.Validate and the wire's rules
 			return err
 		}
 		data, err := payload(e.Data)

@@ -97,12 +97,12 @@ func (b *Bus) waitIdle(ctx context.Context, idle func(context.Context) (bool, st
 // last sequence read first, or as a move of it.
 func (b *Bus) idle(ctx context.Context, check, local []*subscription) (bool, string, error) {
 	for _, s := range local {
-		if n := s.inflight.Load(); n > 0 {
+		if n := len(s.slots); n > 0 {
 			return false, fmt.Sprintf("%s holds %d events", s.name, n), nil
 		}
 	}
 	for _, s := range check {
-		if n := s.inflight.Load(); n > 0 {
+		if n := len(s.slots); n > 0 {
 			return false, fmt.Sprintf("%s holds %d events", s.name, n), nil
 		}
 	}
@@ -146,7 +146,7 @@ func (b *Bus) idle(ctx context.Context, check, local []*subscription) (bool, str
 				return false, fmt.Sprintf("consumer %s: ack floor %d, last for its filter %d", bd.consumer, floor, l), nil
 			}
 		}
-		if n := s.inflight.Load(); n > 0 {
+		if n := len(s.slots); n > 0 {
 			return false, fmt.Sprintf("%s holds %d events", s.name, n), nil
 		}
 	}
@@ -172,7 +172,7 @@ func (b *Bus) lastSeq(ctx context.Context) (uint64, error) {
 // start do not hold Close.
 func (b *Bus) drained(ctx context.Context, start uint64, plain, local []*subscription) (bool, string, error) {
 	for _, s := range local {
-		if n := s.inflight.Load(); n > 0 {
+		if n := len(s.slots); n > 0 {
 			return false, fmt.Sprintf("%s holds %d events", s.name, n), nil
 		}
 	}

@@ -32,10 +32,9 @@ type subscription struct {
 	handler  eventbus.Handler        // bus middleware, Use middleware, handler
 	bound    atomic.Pointer[binding] // the consumer and what consumes it; repair replaces it
 
-	slots    chan struct{}        // QueueSize bounds what this instance holds
-	queues   []chan jetstream.Msg // one per worker
-	rr       atomic.Uint32        // round robin for events without a Subject
-	inflight atomic.Int64         // fetched and not yet acked, nakked or terminated here
+	slots  chan struct{}        // QueueSize bounds what this instance holds; len: fetched and not yet acked, nakked or terminated here
+	queues []chan jetstream.Msg // one per worker
+	rr     atomic.Uint32        // round robin for events without a Subject
 
 	stop     chan struct{} // closed by Unsubscribe or a forced Close: leave at once
 	stopOnce sync.Once

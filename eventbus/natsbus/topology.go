@@ -42,14 +42,14 @@ func (b *Bus) Topology() eventbus.Topology {
 			info := &f.Subscriptions[i]
 			info.Members++
 			info.Concurrency += s.cfg.Concurrency
-			info.Queued += int(s.inflight.Load())
+			info.Queued += len(s.slots)
 			continue
 		}
 		if s.durable {
 			groups[key] = len(f.Subscriptions)
 		}
 		f.Subscriptions = append(f.Subscriptions, eventbus.SubscriptionInfo{
-			Name: s.name, Durable: s.durable, Members: 1, Concurrency: s.cfg.Concurrency, Queued: int(s.inflight.Load()),
+			Name: s.name, Durable: s.durable, Members: 1, Concurrency: s.cfg.Concurrency, Queued: len(s.slots),
 		})
 	}
 	flows := make([]eventbus.TypeFlow, 0, len(byType))

@@ -35,7 +35,6 @@ func (s *subscription) dispatch(m jetstream.Msg) {
 			w = int(s.rr.Add(1) % n)
 		}
 	}
-	s.inflight.Add(1)
 	s.mu.Lock()
 	s.held[m] = time.Now()
 	s.mu.Unlock()
@@ -47,7 +46,6 @@ func (s *subscription) release(m jetstream.Msg) {
 	s.mu.Lock()
 	delete(s.held, m)
 	s.mu.Unlock()
-	s.inflight.Add(-1)
 	<-s.slots
 }
 
