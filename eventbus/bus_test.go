@@ -412,3 +412,25 @@ func TestSecondCloseReturnsAtOnce(t *testing.T) {
 		t.Errorf("first Close = %v", err)
 	}
 }
+
+func TestDeliveryGivesUp(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name string
+		d    eventbus.Delivery
+		err  error
+		want bool
+	}{
+		{"success", eventbus.Delivery{Attempt: 3, MaxAttempts: 3}, nil, false},
+		{"retry follows", eventbus.Delivery{Attempt: 1, MaxAttempts: 3}, boom, false},
+		{"last attempt", eventbus.Delivery{Attempt: 3, MaxAttempts: 3}, boom, true},
+		{"permanent on the first attempt", eventbus.Delivery{Attempt: 1, MaxAttempts: 3}, eventbus.Permanent(boom), true},
+		{"outside a bus", eventbus.Delivery{}, boom, false},
+		{"outside a bus, permanent", eventbus.Delivery{}, eventbus.Permanent(boom), true},
+	} {
+		if got := tc.d.GivesUp(tc.err); got != tc.want {
+			t.Errorf("%s: GivesUp = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -52,6 +52,14 @@ type Delivery struct {
 // Last reports whether this is the last attempt before a dead letter.
 func (d Delivery) Last() bool { return d.Attempt >= d.MaxAttempts }
 
+// GivesUp reports whether err, returned by this attempt, makes the bus give
+// the event up to the dead-letter callback: a Permanent error, or any error
+// on the last attempt. Middleware that logs or counts dead letters uses it.
+// For the zero Delivery (outside a bus) only a Permanent error gives up.
+func (d Delivery) GivesUp(err error) bool {
+	return err != nil && (IsPermanent(err) || d.MaxAttempts > 0 && d.Last())
+}
+
 // DeliveryFrom returns the delivery of a handler's context, for middleware
 // that logs or measures. ok is false outside handlers.
 func DeliveryFrom(ctx context.Context) (d Delivery, ok bool) {

@@ -46,7 +46,7 @@ func Logging(l *slog.Logger) Middleware {
 			msg := "eventbus: handled"
 			if err != nil {
 				level, msg = slog.LevelWarn, "eventbus: handler failed"
-				if d.Last() {
+				if d.GivesUp(err) {
 					level = slog.LevelError
 				}
 			}

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,27 +45,30 @@ func (m *Metrics) Middleware() eventbus.Middleware {
 			returned := false
 			defer func() {
 				if !returned { // panicking: the bus recovers it, as a failed attempt
-					m.observe(ctx, e.Type, time.Since(start), false, false)
+					m.observe(ctx, e.Type, time.Since(start), errPanicked)
 				}
 			}()
 			err = next(ctx, e)
 			returned = true
-			m.observe(ctx, e.Type, time.Since(start), err == nil, err != nil && eventbus.IsPermanent(err))
+			m.observe(ctx, e.Type, time.Since(start), err)
 			return err
 		}
 	}
 }
 
-func (m *Metrics) observe(ctx context.Context, typ string, took time.Duration, ok, permanent bool) {
-	d, inBus := eventbus.DeliveryFrom(ctx)
+// errPanicked stands for the error a recovered panic becomes.
+var errPanicked = errors.New("handler panicked")
+
+func (m *Metrics) observe(ctx context.Context, typ string, took time.Duration, err error) {
+	d, _ := eventbus.DeliveryFrom(ctx)
 	s := m.seriesFor(d.Subscription, typ)
 	s.duration.Observe(took.Seconds())
-	if ok {
+	if err == nil {
 		s.handled.Inc()
 		return
 	}
 	s.failed.Inc()
-	if permanent || (inBus && d.Last()) {
+	if d.GivesUp(err) {
 		s.deadLettered.Inc()
 	}
 }

@@ -145,7 +145,7 @@ func (t *Tracing) Middleware() eventbus.Middleware {
 			if err != nil {
 				span.RecordError(err)
 				span.SetStatus(codes.Error, err.Error())
-				if eventbus.IsPermanent(err) || (inBus && d.Last()) {
+				if d.GivesUp(err) {
 					span.SetAttributes(attribute.Bool("gigbus.delivery.dead_lettered", true))
 				}
 			}
