@@ -135,7 +135,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// letter can arrive before it), and it outlives the System, as the
 	// store is closed after the bus.
 	deadLetter := ticketing.RequeueDeadLetters(store, logger)
-	bus, topology, closeBus, err := openBus(ctx, *natsURL, *natsStream, logger, busMetrics, deadLetter)
+	bus, err := openBus(ctx, *natsURL, *natsStream, busMetrics,
+		eventbus.WithLogger(logger), eventbus.WithSource("ticketd"), eventbus.WithDeadLetter(deadLetter))
 	if err != nil {
 		return err
 	}
@@ -144,7 +145,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	busClosed := false
 	defer func() {
 		if !busClosed {
-			closeBus(context.Background())
+			bus.Close(context.Background())
 		}
 	}()
 
@@ -164,7 +165,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Page: web.New(web.Config{
 			Concerts: sys.Concerts,
 			Tickets:  sys.Tickets,
-			Topology: topology,
+			Topology: bus.Topology,
 			Logger:   logger,
 		}),
 		Logger: logger,
@@ -237,7 +238,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		errs = append(errs, fmt.Errorf("ticketing: %w", err))
 	}
 	busClosed = true
-	if err := closeBus(sctx); err != nil {
+	if err := bus.Close(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("bus: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -259,28 +260,34 @@ func openStore(ctx context.Context, dsn string) (*sqlite.Store, error) {
 	return store, nil
 }
 
+// topologyBus is what ticketd needs of its bus: both transports report
+// their Topology for the page, and both close what they own (natsbus.Dial's
+// bus closes its connection too).
+type topologyBus interface {
+	eventbus.Bus
+	Topology() eventbus.Topology
+}
+
 // openBus returns the in-memory bus, or the JetStream bus for a NATS URL
-// (which puts a dead letter in its dead-letter stream, then calls
-// deadLetter too), with the bus's topology and a close function that
-// closes the bus and then its connection. Both hand each dead letter to
-// deadLetter.
-func openBus(ctx context.Context, natsURL, stream string, logger *slog.Logger, m *metrics.Metrics,
-	deadLetter func(context.Context, eventbus.DeadLetter)) (eventbus.Bus, func() eventbus.Topology, func(context.Context) error, error) {
-	opts := []eventbus.Option{eventbus.WithLogger(logger), eventbus.WithSource("ticketd"), m.Option(), eventbus.WithDeadLetter(deadLetter)}
+// (which puts a dead letter in its dead-letter stream, then calls deadLetter
+// too). Both hand each dead letter to deadLetter.
+func openBus(ctx context.Context, natsURL, stream string, m *metrics.Metrics, opts ...eventbus.Option) (topologyBus, error) {
+	opts = append(opts, m.Option())
+	var bus topologyBus
 	if natsURL == "" {
-		bus := eventbus.New(opts...)
-		m.WatchQueues(bus)
-		return bus, bus.Topology, bus.Close, nil
-	}
-	// natsbus.Dial keeps reconnecting for as long as it takes: consumers
-	// resume when the server is back, and Publish fails clearly meanwhile
-	// (the outbox keeps what was committed).
-	bus, err := natsbus.Dial(ctx, natsURL, stream, opts...)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("-nats: %w", err)
+		bus = eventbus.New(opts...)
+	} else {
+		// natsbus.Dial keeps reconnecting for as long as it takes:
+		// consumers resume when the server is back, and Publish fails
+		// clearly meanwhile (the outbox keeps what was committed).
+		nb, err := natsbus.Dial(ctx, natsURL, stream, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("-nats: %w", err)
+		}
+		bus = nb
 	}
 	m.WatchQueues(bus)
-	return bus, bus.Topology, bus.Close, nil
+	return bus, nil
 }
 
 // idempotencyKeyTTL is how long an Idempotency-Key answer is kept at least
