@@ -119,14 +119,7 @@ func marshal(v any) ([]byte, error) {
 }
 
 // writeJSON answers v as JSON with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := marshal(v)
-	if err != nil {
-		writeProblem(w, internalProblem())
-		return
-	}
-	writeRaw(w, status, "application/json", body)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { jsonAnswer(status, v).write(w) }
 
 func writeRaw(w http.ResponseWriter, status int, contentType string, body []byte) {
 	w.Header().Set("Content-Type", contentType)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/gigbus/gigbus/ticketing"
 )
@@ -78,7 +77,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeProblem(w, s.problemFor(r, err))
 }
 
-func writeProblem(w http.ResponseWriter, p *Problem) {
+func writeProblem(w http.ResponseWriter, p *Problem) { problemAnswer(p).write(w) }
+
+// problemAnswer is p as an answer: problem+json, never cached. Every problem
+// the API sends is built here, the stored answers of idempotent requests
+// included.
+func problemAnswer(p *Problem) answer {
 	if p.Detail == "" {
 		p.Detail = p.Title
 	}
@@ -86,10 +90,7 @@ func writeProblem(w http.ResponseWriter, p *Problem) {
 	if err != nil { // a Problem always marshals; be safe anyway
 		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"internal error"}` + "\n")
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/problem+json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(p.Status)
-	w.Write(body)
+	return answer{status: p.Status, header: map[string]string{
+		"Content-Type": "application/problem+json", "Cache-Control": "no-store",
+	}, body: body}
 }

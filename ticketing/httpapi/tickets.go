@@ -206,11 +206,6 @@ func jsonAnswer(status int, v any) answer {
 	return answer{status: status, header: map[string]string{"Content-Type": "application/json"}, body: body}
 }
 
-func problemAnswer(p *Problem) answer {
-	body, _ := marshal(p)
-	return answer{status: p.Status, header: map[string]string{"Content-Type": "application/problem+json"}, body: body}
-}
-
 func (s *Server) errorAnswer(r *http.Request, err error) answer {
 	return problemAnswer(s.problemFor(r, err))
 }
