@@ -28,7 +28,20 @@ func encodeCloudEvents(e eventbus.Event) (full, public []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ce := cloudEvent{
+	ce := newCloudEvent(e, data)
+	if full, err = json.Marshal(ce); err != nil {
+		return nil, nil, err
+	}
+	ce.Data = publicData(e.Type, data)
+	if public, err = json.Marshal(ce); err != nil {
+		return nil, nil, err
+	}
+	return full, public, nil
+}
+
+// newCloudEvent is e, with data as its JSON data, in CloudEvents 1.0 JSON form.
+func newCloudEvent(e eventbus.Event, data json.RawMessage) cloudEvent {
+	return cloudEvent{
 		SpecVersion:     "1.0",
 		ID:              e.ID,
 		Type:            e.Type,
@@ -38,14 +51,6 @@ func encodeCloudEvents(e eventbus.Event) (full, public []byte, err error) {
 		DataContentType: "application/json",
 		Data:            data,
 	}
-	if full, err = json.Marshal(ce); err != nil {
-		return nil, nil, err
-	}
-	ce.Data = publicData(e.Type, data)
-	if public, err = json.Marshal(ce); err != nil {
-		return nil, nil, err
-	}
-	return full, public, nil
 }
 
 func eventData(v any) (json.RawMessage, error) {

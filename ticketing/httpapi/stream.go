@@ -193,15 +193,9 @@ func resetFrame(gap, lastID uint64) []byte {
 		Reload:      true,
 		Detail:      "events after Last-Event-ID are no longer buffered; reload the current state, then keep reading the stream",
 	})
-	ce, _ := json.Marshal(cloudEvent{
-		SpecVersion:     "1.0",
-		ID:              "reset-" + strconv.FormatUint(gap, 10),
-		Type:            resetEvent,
-		Source:          "/api/events",
-		Time:            time.Now().UTC().Format(time.RFC3339Nano),
-		DataContentType: "application/json",
-		Data:            data,
-	})
+	ce, _ := json.Marshal(newCloudEvent(eventbus.Event{
+		ID: "reset-" + strconv.FormatUint(gap, 10), Type: resetEvent, Source: "/api/events", Time: time.Now(),
+	}, data))
 	return sseFrame(gap, resetEvent, ce)
 }
 
