@@ -21,16 +21,15 @@ import (
 // by the event's Subject over Concurrency workers, and a keeper that holds
 // the acks of long-held events.
 type subscription struct {
-	b        *Bus
-	typ      string
-	filter   string // <stream>.<type>, or <stream>.> for "*"
-	all      bool
-	name     string // Durable name, or generated
-	consumer string // the JetStream consumer's name
-	durable  bool
-	cfg      eventbus.SubscribeConfig
-	handler  eventbus.Handler        // bus middleware, Use middleware, handler
-	bound    atomic.Pointer[binding] // the consumer and what consumes it; repair replaces it
+	b       *Bus
+	typ     string
+	filter  string // <stream>.<type>, or <stream>.> for "*"
+	all     bool
+	name    string // Durable name, or generated
+	durable bool
+	cfg     eventbus.SubscribeConfig
+	handler eventbus.Handler        // bus middleware, Use middleware, handler
+	bound   atomic.Pointer[binding] // the consumer and what consumes it; repair replaces it
 
 	slots  chan struct{}        // QueueSize bounds what this instance holds; len: fetched and not yet acked, nakked or terminated here
 	queues []chan jetstream.Msg // one per worker

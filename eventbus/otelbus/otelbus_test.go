@@ -126,7 +126,7 @@ func TestHandlerSpanIsChildOfPublisherSpan(t *testing.T) {
 		"messaging.destination.subscription.name": "mailer",
 		"gigbus.event.subject":                    "concert-1",
 	} {
-		if got := attr(got, key).Emit(); got != want {
+		if got := attr(got, key).String(); got != want {
 			t.Errorf("attribute %s = %q, want %q", key, got, want)
 		}
 	}
